@@ -1,0 +1,65 @@
+"""Negative item sampling for BPR-style training.
+
+``uniform`` draws items uniformly; ``popularity`` draws them with probability proportional to
+``count(item) ** alpha`` over the training interactions (word2vec-style smoothing, ``alpha = 0.75``),
+so popular items, the harder negatives, come up more often. Sampled negatives that are one of the
+user's training positives are redrawn (a few rounds; the rare leftovers are kept).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+SAMPLING_MODES = ("uniform", "popularity")
+
+
+class NegativeSampler:
+    """Draws negative items for users.
+
+    Args:
+        train_user, train_item: ``[E]`` int64 training interactions (the positives to avoid).
+        num_items: catalogue size ``I``.
+        mode: ``"uniform"`` or ``"popularity"``.
+        alpha: popularity exponent (``popularity`` mode only).
+        max_rounds: redraw rounds for negatives that hit a positive.
+    """
+
+    def __init__(self, train_user: Tensor, train_item: Tensor, num_items: int, mode: str = "uniform",
+                 alpha: float = 0.75, max_rounds: int = 5) -> None:
+        if mode not in SAMPLING_MODES:
+            raise ValueError(f"unknown negative sampling mode {mode!r} (expected one of {', '.join(SAMPLING_MODES)})")
+        self.num_items = int(num_items)
+        self.mode = mode
+        self.max_rounds = max_rounds
+        self._keys = torch.unique(train_user.cpu().long() * self.num_items + train_item.cpu().long())
+        counts = torch.bincount(train_item.cpu().long(), minlength=self.num_items).double()
+        self._probs = (counts.clamp(min=0) ** alpha) if mode == "popularity" else None
+        if self._probs is not None and float(self._probs.sum()) <= 0:
+            self._probs = None
+
+    def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
+        """Bool tensor (shape of ``items``): ``(users, items)`` is a training interaction."""
+        key = users.long() * self.num_items + items.long()
+        if self._keys.numel() == 0:
+            return torch.zeros_like(key, dtype=torch.bool)
+        pos = torch.searchsorted(self._keys, key).clamp(max=self._keys.numel() - 1)
+        return self._keys[pos] == key
+
+    def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
+        if self._probs is None:
+            return torch.randint(self.num_items, (n,), generator=generator)
+        return torch.multinomial(self._probs, n, replacement=True, generator=generator)
+
+    def sample(self, users: Tensor, num: int = 1, generator: torch.Generator | None = None) -> Tensor:
+        """Negatives for ``users`` ``[B]`` (CPU): ``[B]`` when ``num == 1``, else ``[B, num]`` int64."""
+        users = users.cpu().long()
+        u = users.repeat_interleave(num)
+        neg = self._draw(u.numel(), generator)
+        for _ in range(self.max_rounds):
+            hit = self.is_positive(u, neg)
+            n_hit = int(hit.sum())
+            if n_hit == 0:
+                break
+            neg[hit] = self._draw(n_hit, generator)
+        return neg if num == 1 else neg.view(-1, num)
