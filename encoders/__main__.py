@@ -27,7 +27,6 @@ from pathlib import Path
 from kg.errors import MMKGError
 
 log = logging.getLogger("encoders")
-DEFAULT_CLIP_MODEL = "ViT-B-32"
 CATALOG_CLIP = Path("clip") / "catalog_clip.pt"
 
 
@@ -45,10 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     enc = sub.add_parser("encode", help="encode items, entities and users of a saved KG directory")
     enc.add_argument("--kg", required=True, help="the KG directory (written by `mmkgrec-kg ingest`)")
     enc.add_argument("--text-model", default=None, help="text LM folder or hub id (default: all-MiniLM-L6-v2)")
-    enc.add_argument("--clip-model", default=DEFAULT_CLIP_MODEL, help="open_clip model name (default: %(default)s)")
+    enc.add_argument("--clip-model", default=None, help="open_clip model name (not needed for a catalog checkpoint)")
     enc.add_argument("--clip-pretrained", default=None, help="open_clip pretrained tag or checkpoint path")
     enc.add_argument("--no-clip", action="store_true", help="skip the CLIP image / text features")
-    enc.add_argument("--cache-dir", default=None, help="embedding cache root (default: %s)" % default_cache_dir())
+    enc.add_argument(
+        "--cache-dir", default=None,
+        help="embedding cache root (default: $MMKGREC_CACHE, else ~/.cache/mmkgrec/embeddings)",
+    )
     enc.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     enc.add_argument("--batch-size", type=int, default=64, help="inputs per forward pass (default: %(default)s)")
     enc.add_argument("--max-neighbours", type=int, default=5, help="neighbours named in entity descriptions")
@@ -110,11 +112,14 @@ def run_encode(args: argparse.Namespace) -> int:
     clip_image = clip_text = None
     checkpoint = resolve_clip_checkpoint(kg_dir, args.clip_pretrained, args.no_clip)
     if checkpoint is not None:
-        from encoders.clip import load_clip
+        from encoders.clip import load_clip, looks_like_path
 
-        bundle = load_clip(args.clip_model, checkpoint)
-        clip_image = create_encoder("image", bundle=bundle, cache_dir=cache_dir, batch_size=args.batch_size)
-        clip_text = create_encoder("clip_text", bundle=bundle, batch_size=args.batch_size)
+        if args.clip_model is None and not looks_like_path(checkpoint):
+            raise MMKGError(f"--clip-pretrained {checkpoint!r} is a pretrained tag: give --clip-model too")
+        bundle = load_clip(args.clip_model or checkpoint, checkpoint)
+        kw = {"bundle": bundle, "cache_dir": cache_dir, "batch_size": args.batch_size, "show_progress": show}
+        clip_image, clip_text = create_encoder("image", **kw), create_encoder("clip_text", **kw)
+        log.info("CLIP: %s", bundle.identity)
     feats = build_node_features(kg, kg_dir, text, clip_image, clip_text, max_neighbours=args.max_neighbours)
     out = save_features(kg_dir / FEATURES_DIR, feats, feats.identities)
     print(f"features: {out} ({time.perf_counter() - start:.1f}s)")

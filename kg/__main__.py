@@ -4,13 +4,16 @@ Subcommands::
 
     ingest SOURCE... --out DIR [--format F] [--mapping FILE.toml] [--engine oxigraph|oxrdflib|rdflib] [--strict]
            [--neo4j [URI] --user U --password P [--database DB]]
-           [--interactions FILE --user-col C --item-col C --rating-col C --timestamp-col C --sep S]
+           [--interactions FILE --user-col C --item-col C --rating-col C --timestamp-col C --sep S
+            --user-prefix P --item-prefix P]
     stats DIR [--json]
     export-neo4j DIR --neo4j URI --user U --password P [--database DB] [--batch-size N]
 
 ``ingest`` reads the RDF files (and / or a Neo4j database, then an interactions table) into one
 KG, saves it atomically to ``--out`` and prints the ingest report and the KG statistics. Neo4j
-credentials default to the environment variables ``NEO4J_URI``, ``NEO4J_USER``, ``NEO4J_PASSWORD``.
+credentials default to the environment variables ``NEO4J_URI``, ``NEO4J_USER``, ``NEO4J_PASSWORD``
+(``--neo4j`` without a value takes ``NEO4J_URI``; put it after the SOURCE files). The mapping
+file's format is described in :mod:`kg.mapping`.
 Bad input prints ``error: <message>`` on stderr, exits 2 and writes nothing.
 """
 
@@ -44,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     ing = sub.add_parser("ingest", help="read RDF / Neo4j / an interactions table into a saved KG")
     ing.add_argument("sources", nargs="*", metavar="SOURCE", help="RDF files (.ttl .nt .nq .rdf .jsonld .trig, .gz)")
     ing.add_argument("--out", required=True, help="output KG directory (written atomically)")
-    ing.add_argument("--format", choices=sorted(FORMATS), help="RDF format of every SOURCE (default: by extension)")
+    ing.add_argument("--format", help=f"RDF format of every SOURCE: {', '.join(FORMATS)} (default: by extension)")
     ing.add_argument("--mapping", help="mapping TOML file (default: schema.org vocabulary)")
     ing.add_argument("--engine", choices=ENGINES, default="oxigraph", help="RDF parser (default: %(default)s)")
     ing.add_argument("--strict", action="store_true",

@@ -156,7 +156,7 @@ class KnowledgeGraph:
         for etype in self.edge_types():
             s_ids, d_ids = self._ids[etype[0]], self._ids[etype[2]]
             src, dst = self.triples(etype)
-            for s, d in zip(src.tolist(), dst.tolist()):
+            for s, d in zip(src.tolist(), dst.tolist(), strict=True):
                 yield etype[0], s_ids[s], etype[1], etype[2], d_ids[d]
 
     def num_triples(self) -> int:

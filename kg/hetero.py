@@ -70,10 +70,11 @@ def to_networkx(kg: KnowledgeGraph) -> nx.MultiDiGraph:
         g.add_nodes_from(((t, i), {"id": ids[i], "name": kg.display_name(t, i)}) for i in range(len(ids)))
     for src_t, rel, dst_t in kg.edge_types():
         src, dst = kg.triples((src_t, rel, dst_t))
-        g.add_edges_from(((src_t, s), (dst_t, d), {"relation": rel}) for s, d in zip(src.tolist(), dst.tolist()))
+        pairs = zip(src.tolist(), dst.tolist(), strict=True)
+        g.add_edges_from(((src_t, s), (dst_t, d), {"relation": rel}) for s, d in pairs)
     inter = kg.interactions()
     g.add_edges_from(
         (("user", u), ("item", i), {"relation": INTERACTION_RELATION, "rating": r})
-        for u, i, r in zip(inter.user.tolist(), inter.item.tolist(), inter.rating.tolist())
+        for u, i, r in zip(inter.user.tolist(), inter.item.tolist(), inter.rating.tolist(), strict=True)
     )
     return g

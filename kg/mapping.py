@@ -3,9 +3,7 @@
 The defaults read schema.org data as described in the project's RDF contract: a plain
 schema.org Turtle file needs no mapping file. A mapping file is TOML, e.g.::
 
-    [prefixes]
-    ex = "http://example.org/vocab#"
-
+    prefixes = { ex = "http://example.org/vocab#" }   # (a [prefixes] table must come after the plain keys)
     user_classes = ["ex:Customer"]          # replaces the default list
     extra_item_classes = ["ex:Gadget"]      # appended to the default list
     interaction_class = "ex:Purchase"
@@ -114,9 +112,14 @@ class Mapping:
         extendable = [n for n in fields if n != "prefixes" and _is_container(getattr(mapping, n))]
         valid = sorted(fields) + sorted(f"extra_{n}" for n in extendable)
         prefixes = raw.get("prefixes", {})
+        stray = [k for k, v in prefixes.items() if k in fields or not isinstance(v, str)] \
+            if isinstance(prefixes, dict) else []
+        if stray:
+            raise MappingError(f"{source}: key {stray[0]!r} is inside the [prefixes] table; put [prefixes] "
+                               "after the plain keys or write prefixes = { ... } on one line")
         _check_type(source, "prefixes", prefixes, dict, str)
         mapping.prefixes.update(prefixes)
-        for key, value in raw.items():
+        for key, value in sorted(raw.items(), key=lambda kv: kv[0].startswith("extra_")):  # extra_ keys last
             if key == "prefixes":
                 continue
             name = key[len("extra_"):] if key.startswith("extra_") else key

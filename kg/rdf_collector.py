@@ -3,8 +3,12 @@
 :class:`TripleCollector` is fed by :mod:`kg.rdf_source` (one call per file) and keeps only
 compact arrays: relation candidates ``(src, predicate, dst)`` as int64 arrays over interned
 node ids, plus small tables for types, interaction fields, text and images. :meth:`finish`
-classifies every node once all types are known (explicit type > a type already in the KG >
-role in an interaction) and writes nodes, relations, interactions, text and images.
+classifies every node once all types are known and writes nodes, relations, interactions,
+text and images. Type precedence: a type already in the KG (it cannot change) > an explicit
+``rdf:type`` of a user / item class > the node's role in an interaction; a node both a user
+and an item is a conflict (kept as a user). A node exists only if it is a user or an item, an
+end of a relation, or has text / an image: ``rdf:type`` of another class alone creates nothing.
+Interaction nodes (and what only they point to, like rating nodes) never become nodes.
 """
 
 from __future__ import annotations
@@ -142,8 +146,9 @@ class TripleCollector:
                 report.problem(f"{terms[t]}: {'no' if i is None else 'a literal'} {_local_name(m.interaction_item)}")
             else:
                 cand.append((t, u, i, rating, ts))
+        inter_set = set(inter_nodes)
         for t, slots in self.inter.items():  # literal "interaction fields" of ordinary nodes
-            if not excluded[t]:
+            if t not in inter_set:
                 ignored += sum(isinstance(v, str) for v in slots)
         role = self._roles(kg, report, cand, n)
         used = np.zeros(n, dtype=bool)
@@ -156,25 +161,27 @@ class TripleCollector:
         used[[d for pair in self.direct for d in pair]] = True
         used[[t for t, _, _ in self.text] + [t for t, _ in self.images]] = True
         used[excluded] = False
-        index = np.full(n, -1, dtype=np.int64)
+        index_list = [-1] * n
+        roles = role.tolist()
         for t in np.flatnonzero(used).tolist():
-            index[t] = kg.add_node(NODE_TYPES[role[t]], terms[t])
-        self._relations(kg, report, role, index, src, pid, dst)
+            index_list[t] = kg.add_node(NODE_TYPES[roles[t]], terms[t])
+        self._relations(kg, report, role, np.array(index_list, dtype=np.int64), src, pid, dst)
         for t, u, i, rating, ts in cand:
-            self._interaction(kg, report, role, t, u, i, rating, ts)
+            self._interaction(kg, report, roles, t, u, i, rating, ts)
         for u, i in self.direct:
-            self._interaction(kg, report, role, None, u, i, None, None)
+            self._interaction(kg, report, roles, None, u, i, None, None)
         used_ratings = {c[3] for c in cand if isinstance(c[3], int)}
+        used_list = used.tolist()
         ignored += sum(1 for t in self.rating_values if t not in used_ratings)
         for t, field, value in self.text:
-            if used[t]:
-                kg.add_text(NODE_TYPES[role[t]], terms[t], field, value)
+            if used_list[t]:
+                kg.add_text(NODE_TYPES[roles[t]], terms[t], field, value)
                 report.text_values += 1
             else:
                 ignored += 1
         for t, ref in self.images:
-            if used[t]:
-                kg.set_image(NODE_TYPES[role[t]], terms[t], ref)
+            if used_list[t]:
+                kg.set_image(NODE_TYPES[roles[t]], terms[t], ref)
                 report.images += 1
         report.ignored_literals = ignored
 
@@ -223,16 +230,17 @@ class TripleCollector:
             sel = order[bounds[g]:bounds[g + 1]]
             kg.add_triples((NODE_TYPES[rs], names[p], NODE_TYPES[rd]), index[src[sel]], index[dst[sel]])
 
-    def _interaction(self, kg: KnowledgeGraph, report: IngestReport, role: np.ndarray, node: int | None,
+    def _interaction(self, kg: KnowledgeGraph, report: IngestReport, role: list[int], node: int | None,
                      u: int, i: int, rating, ts) -> None:
-        what = self.terms[node] if node is not None else f"{self.terms[u]} -> {self.terms[i]}"
+        what = (node, u, i)
         if role[u] != _U:
             report.interactions_unknown_user += 1
-            report.problem(f"{what}: user end {self.terms[u]} is a{'n' if role[u] else ''} {NODE_TYPES[role[u]]}")
+            report.problem(f"{self._what(*what)}: user end {self.terms[u]} is a{'n' if role[u] else ''} "
+                           f"{NODE_TYPES[role[u]]}")
             return
         if role[i] != _I:
             report.interactions_unknown_item += 1
-            report.problem(f"{what}: item end {self.terms[i]} is a {NODE_TYPES[role[i]]}")
+            report.problem(f"{self._what(*what)}: item end {self.terms[i]} is a {NODE_TYPES[role[i]]}")
             return
         r = self._value(report, what, "rating", rating, False)
         t = self._value(report, what, "timestamp", ts, True)
@@ -241,7 +249,10 @@ class TripleCollector:
         report.interactions_with_rating += r is not None
         report.interactions_with_timestamp += t is not None
 
-    def _value(self, report: IngestReport, what: str, name: str, value, timestamp: bool) -> float | None:
+    def _what(self, node: int | None, u: int, i: int) -> str:
+        return self.terms[node] if node is not None else f"{self.terms[u]} -> {self.terms[i]}"
+
+    def _value(self, report: IngestReport, what: tuple, name: str, value, timestamp: bool) -> float | None:
         if value is None:
             return None
         if isinstance(value, int):  # a node: a rating node holds the number in ratingValue
@@ -251,7 +262,8 @@ class TripleCollector:
         number = None if lexical is None else _number(lexical, timestamp)
         if number is None:
             report.bad_values += 1
-            report.problem(f"{what}: {name} {lexical if lexical is not None else self.terms[value]!r} is not "
+            shown = lexical if lexical is not None else self.terms[value]
+            report.problem(f"{self._what(*what)}: {name} {shown!r} is not "
                            f"{'a date or number' if timestamp else 'a number'}")
         return number
 

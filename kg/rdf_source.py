@@ -170,13 +170,13 @@ def _parse_file(path: str, fmt: str, engine: str, col: TripleCollector, progress
 
             name = FORMATS[fmt][2] if engine == "rdflib" else FORMATS[fmt][3]
             ds = rdflib.Dataset(store="default" if engine == "rdflib" else "Oxigraph", default_union=True)
-            try:
-                with warnings.catch_warnings():  # rdflib 7.6's own Dataset.parse trips its default_context warning
-                    warnings.simplefilter("ignore", DeprecationWarning)
+            with warnings.catch_warnings():  # rdflib 7.6's own Dataset methods trip its default_context warning
+                warnings.simplefilter("ignore", DeprecationWarning)
+                try:
                     ds.parse(source=_ProgressReader(stream, raw, bar), format=name, publicID=base_iri)
-            except Exception as e:  # rdflib raises BadSyntax, ParserError, SAXParseException, JSONDecodeError...
-                raise _malformed(path, fmt, e) from e
-            _feed_rdflib(col, ds.triples((None, None, None)))
+                except Exception as e:  # rdflib raises BadSyntax, ParserError, SAXParseException, JSONDecodeError...
+                    raise _malformed(path, fmt, e) from e
+                _feed_rdflib(col, ds.triples((None, None, None)))
 
 
 def _feed_oxigraph(col: TripleCollector, quads) -> None:

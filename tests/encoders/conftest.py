@@ -151,3 +151,18 @@ def fake_clip_image() -> FakeClipImage:
 @pytest.fixture
 def fake_clip_text() -> FakeClipText:
     return FakeClipText()
+
+
+@pytest.fixture(scope="session")
+def tiny_catalog_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised ``tiny`` catalog CLIP checkpoint (the format ``pretrain-clip`` writes)."""
+    import open_clip
+
+    from encoders.clip import register_model_config
+    from encoders.clip_configs import model_config
+    from encoders.clip_pretrain import save_checkpoint
+
+    torch.manual_seed(0)
+    cfg = model_config("tiny")
+    model = open_clip.create_model(register_model_config(cfg))
+    return save_checkpoint(tmp_path_factory.mktemp("clip") / "catalog_clip.pt", model, cfg, {})

@@ -39,7 +39,8 @@ def test_read_wav_int16_stereo(tmp_path: Path) -> None:
 
 
 def test_resample_linear() -> None:
-    np.testing.assert_allclose(resample(np.array([0.0, 1.0, 2.0, 3.0], np.float32), 2, 4), [0, 0.5, 1, 1.5, 2, 2.5, 3, 3])
+    up = resample(np.array([0.0, 1.0, 2.0, 3.0], np.float32), 2, 4)
+    np.testing.assert_allclose(up, [0, 0.5, 1, 1.5, 2, 2.5, 3, 3])
     x = np.arange(5, dtype=np.float32)
     assert resample(x, 16000, 16000) is x
 

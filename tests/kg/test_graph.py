@@ -35,7 +35,7 @@ def test_ids_map_both_ways():
 def test_triples_deduplicated_and_text():
     kg = small_kg()
     src, dst = kg.triples(("item", "film.film.directed_by", "entity"))
-    assert sorted(zip(src.tolist(), dst.tolist())) == [(0, 0), (1, 0)]
+    assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == [(0, 0), (1, 0)]
     assert kg.num_triples() == 3
     assert kg.display_name("item", 1) == "A Bug's Life"
     assert kg.display_name("user", 0) == "u:1"  # no text: the external id

@@ -1,0 +1,140 @@
+"""Explanations in words: every node by its name, every relation by a readable label.
+
+``Recommended A Bug's Life because you rated Toy Story 5 stars, and both were directed by John Lasseter.``
+
+Items read as their title, named entities as their label, an unnamed entity (a Freebase ``m.xxx``) by its
+graph description from :func:`encoders.entity_descriptions.describe_entities` (computed once, lazily),
+other users as ``user <id>``, and the explained user as ``you``. Relations read through
+:func:`kg.relation_labels.step_label`. Common path shapes have templates (shared entity, similar user,
+shared profile, item-item link); any other path reads hop by hop.
+"""
+
+from __future__ import annotations
+
+from kg.graph import INTERACTION_RELATION, KnowledgeGraph
+from kg.paths import KGPath, Node, PathIndex
+from kg.relation_labels import step_label
+
+NOUN_LABELS = ("age group", "content rating")
+_PLURAL = {"stars": "star", "stars in": "star in", "has sequel": "have sequel", "has prequel": "have prequel",
+           "about": "are about", "won": "won", "wrote": "wrote", "directed": "directed", "produced": "produced",
+           "shot": "shot", "made": "made"}
+
+
+def _flip(direction: str) -> str:
+    return "in" if direction == "out" else "out"
+
+
+def both_phrase(label: str) -> str:
+    """How two items share a neighbour: ``directed by`` -> ``were directed by``, ``genre`` -> ``have genre``."""
+    if label in _PLURAL:
+        return _PLURAL[label]
+    if label.endswith(" by") or label.endswith(" for"):
+        return f"were {label}"
+    if label.endswith(" of"):
+        return f"are {label}"
+    return f"have {label}"
+
+
+class NodeNamer:
+    """Names of nodes for one explained user (who reads as ``you``)."""
+
+    def __init__(self, kg: KnowledgeGraph, index: PathIndex | None = None, user: int | None = None) -> None:
+        self.kg, self.index, self.user = kg, index, user
+        self._descriptions: list[str] | None = None
+
+    def describe(self, entity: int) -> str:
+        if self._descriptions is None:
+            from encoders.entity_descriptions import describe_entities
+
+            self._descriptions = describe_entities(self.kg)
+        return self._descriptions[entity]
+
+    def label(self, node: Node) -> str | None:
+        fields = self.kg.node_text(*node)
+        for key in ("label", "name", "title"):
+            for value in fields.get(key, []):
+                if value.strip():
+                    return value.strip()
+        return None
+
+    def name(self, node: Node) -> str:
+        ntype, idx = node
+        if ntype == "user":
+            if idx == self.user:
+                return "you"
+            return self.label(node) or f"user {self._short_id(node)}"
+        named = self.label(node)
+        if named is not None:
+            return named
+        if ntype == "entity":
+            desc = self.describe(idx).split(". ")[0]
+            head, sep, names = desc.partition(": ")
+            if sep and names.count("; ") > 2:
+                desc = f"{head}: {'; '.join(names.split('; ')[:3])}; ..."
+            if desc:
+                return f"an entity described as \u201c{desc}\u201d"
+        return f"{ntype} {self._short_id(node)}"
+
+    def _short_id(self, node: Node) -> str:
+        ext = self.kg.ids(node[0])[node[1]]
+        return ext.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1] or ext
+
+    def stars(self, user: int, item: int) -> str:
+        r = self.index.rating(user, item) if self.index is not None else None
+        if r is None:
+            return ""
+        value = f"{r:g}"
+        return f" {value} star" + ("" if value == "1" else "s")
+
+
+def hop_clause(namer: NodeNamer, a: Node, step: tuple[str, str], b: Node) -> str:
+    """One hop in words, e.g. ``Toy Story was directed by John Lasseter`` or ``you rated Toy Story 5 stars``."""
+    rel, direction = step
+    if rel == INTERACTION_RELATION and {a[0], b[0]} == {"user", "item"}:
+        user, item = (a, b) if a[0] == "user" else (b, a)
+        return f"{namer.name(user)} rated {namer.name(item)}{namer.stars(user[1], item[1])}"
+    label = step_label(rel, direction)
+    if label.endswith(" by"):
+        return f"{namer.name(a)} was {label} {namer.name(b)}"
+    if label.endswith(" of"):
+        return f"{namer.name(a)} is the {label} {namer.name(b)}"
+    if " " not in label and label not in _PLURAL or label in NOUN_LABELS:
+        owner = "your" if a == ("user", namer.user) else f"the {label} of {namer.name(a)}"
+        return f"{owner} {label if owner == 'your' else ''}".rstrip() + f" is {namer.name(b)}"
+    return f"{namer.name(a)} {label} {namer.name(b)}"
+
+
+def path_reason(namer: NodeNamer, path: KGPath) -> str:
+    """The reason a path gives, as a clause after "because"."""
+    n, s = path.nodes, path.steps
+    types = [t for t, _ in n]
+    rated = [r == INTERACTION_RELATION for r, _ in s]
+    if len(path) == 3 and types == ["user", "item", "entity", "item"] and rated[0]:
+        first = hop_clause(namer, n[0], s[0], n[1])
+        la, lb = step_label(*s[1]), step_label(s[2][0], _flip(s[2][1]))
+        if la == lb:
+            return f"{first}, and both {both_phrase(la)} {namer.name(n[2])}"
+        return f"{first}; {namer.name(n[1])} {la} {namer.name(n[2])}, and {namer.name(n[3])} {lb} it"
+    if len(path) == 3 and types == ["user", "item", "user", "item"] and all(rated):
+        return (f"{hop_clause(namer, n[0], s[0], n[1])}, and {namer.name(n[2])}, who also rated it"
+                f"{namer.stars(n[2][1], n[1][1])}, rated {namer.name(n[3])}{namer.stars(n[2][1], n[3][1])}")
+    if len(path) == 3 and types == ["user", "entity", "user", "item"] and rated[2] and not any(rated[:2]):
+        la = step_label(*s[0])
+        return (f"{namer.name(n[2])}, who shares your {la} ({namer.name(n[1])}), rated "
+                f"{namer.name(n[3])}{namer.stars(n[2][1], n[3][1])}")
+    if len(path) == 2 and types == ["user", "item", "item"] and rated[0]:
+        return f"{hop_clause(namer, n[0], s[0], n[1])}, and {hop_clause(namer, n[1], s[1], n[2])}"
+    return "; ".join(hop_clause(namer, a, st, b) for a, st, b in zip(n[:-1], s, n[1:], strict=True))
+
+
+def explanation_sentences(namer: NodeNamer, item: int, paths: list[KGPath]) -> list[str]:
+    """One sentence per path, the first one leading with "Recommended <item> because ...".
+
+    With no path, says so plainly (no invented reason)."""
+    title = namer.name(("item", item))
+    if not paths:
+        return [f"No path links you to {title} within the search limit; no explanation is available."]
+    out = [f"Recommended {title} because {path_reason(namer, paths[0])}."]
+    out += [f"Also: {path_reason(namer, p)}." for p in paths[1:]]
+    return out

@@ -1,0 +1,100 @@
+"""benchmarks/report.py on small synthetic result files: REPORT.md and the PNGs carry the given numbers,
+and a missing input leaves its section saying what is missing (never an invented number)."""
+
+import json
+import re
+
+import pytest
+
+from benchmarks import charts, report
+
+QUALITY = {
+    "protocol": "synthetic protocol",
+    "reference_recbole": {"EASE": {"test/recall@20": 0.4, "test/ndcg@20": 0.347}},
+    "models": {
+        "EASE": {"per_seed": {"0": {"hparams": {"reg_weight": 300.0},
+                                    "test": {"recall@20": 0.3915, "ndcg@20": 0.3418}},
+                              "1": {"hparams": {"reg_weight": 300.0},
+                                    "test": {"recall@20": 0.3815, "ndcg@20": 0.3318}}}},
+        "MostPop": {"mean": {"test/recall@20": 0.1234, "test/ndcg@20": 0.1111},
+                    "std": {"test/recall@20": 0.0, "test/ndcg@20": 0.0}, "per_seed": {"0": {"hparams": {}}}},
+    },
+    "ablations": {"full": {"mean": {"test/ndcg@20": 0.3512}, "std": {"test/ndcg@20": 0.002}},
+                  "no KG": {"mean": {"test/ndcg@20": 0.3301}, "std": {"test/ndcg@20": 0.004}}},
+    "curves": {"KGNN seed 0": {"history": [{"epoch": 1, "loss": 0.6931, "valid": {"ndcg@20": 0.1}},
+                                           {"epoch": 2, "loss": 0.4567, "valid": {"ndcg@20": 0.2468}},
+                                           {"epoch": 3, "loss": 0.3012, "valid": {"ndcg@20": 0.2401}}]}},
+}
+ROBUSTNESS = {
+    "schema_version": 1, "meta": {"checkpoint": "runs/x/best.pt", "split": "test", "seed": 0, "levels": [0, 0.1]},
+    "clean": {"recall@20": 0.4, "ndcg@20": 0.3333},
+    "rows": [{"perturbation": "none", "level": 0.0, "metrics": {"recall@20": 0.4, "ndcg@20": 0.3333},
+              "kg_triples": 100, "train_interactions": 50},
+             {"perturbation": "drop_kg_edges", "level": 0.1, "metrics": {"recall@20": 0.39, "ndcg@20": 0.3222},
+              "kg_triples": 90, "train_interactions": 50},
+             {"perturbation": "no_image", "level": 1.0, "metrics": {"recall@20": 0.35, "ndcg@20": 0.2999},
+              "kg_triples": 100, "train_interactions": 50}],
+    "skipped": {"no_text": "the model inputs hold no text feature"},
+}
+
+
+def _write(folder, name, obj):
+    (folder / name).write_text(json.dumps(obj))
+
+
+def test_report_with_every_input(tmp_path):
+    _write(tmp_path, "quality.json", QUALITY)
+    _write(tmp_path, "robustness.json", ROBUSTNESS)
+    (tmp_path / "eval_speed.md").write_text("# Evaluation speed\n\n| step | seconds |\n|---|---|\n| rank | 0.0838 |\n")
+    assert report.main(["--results", str(tmp_path)]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    for png in ("quality_models.png", "ablations.png", "robustness.png", "training_curves.png"):
+        assert (tmp_path / png).stat().st_size > 5000 and f"]({png})" in text
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # EASE has no stored mean: mean / population std of its two seeds
+    assert "| EASE | 2 | 0.3865 ± 0.0050 | 0.3368 ± 0.0050 | 0.400 | 0.347 |" in text
+    assert "| MostPop | 1 | 0.1234 ± 0.0000 | 0.1111 ± 0.0000 | — | — |" in text
+    assert "0.3512 ± 0.0020" in text and "0.3301 ± 0.0040" in text
+    assert "| drop_kg_edges | 0.1 | 90 | 50 | 0.3900 (-2.5%) | 0.3222 (-3.3%) |" in text
+    assert "no_text: skipped" in text
+    assert "| KGNN seed 0 | 3 | 0.3012 | 0.2468 | 2 |" in text
+    assert "| rank | 0.0838 |" in text and "### Evaluation speed" in text
+    assert "Missing: explanation results" in text and "Missing" not in text.split("## Explanations")[0]
+
+
+def test_chart_labels_are_the_given_numbers(tmp_path):
+    labels = charts.bar_chart({"A": ({"m@1": 0.25, "m@2": 0.5}, {"m@1": 0.01}), "B": ({"m@1": 0.125}, {})},
+                              ["m@1", "m@2"], tmp_path / "bars.png", "t", reference={"A": {"m@1": 0.3}})
+    assert labels[:2] == ["0.250", "0.500"] and "0.125" in labels and "0.300" in labels
+    labels = charts.robustness_chart(ROBUSTNESS, "ndcg@20", tmp_path / "rob.png", "t")
+    assert {"0.322", "0.333", "0.300"} <= set(labels)
+    curve = report.as_curve(QUALITY["curves"]["KGNN seed 0"])
+    assert curve == {"epoch": [1, 2, 3], "loss": [0.6931, 0.4567, 0.3012], "valid_epoch": [1, 2, 3],
+                     "valid_ndcg@20": [0.1, 0.2468, 0.2401]}
+    labels = charts.training_curves_chart({"run": curve}, tmp_path / "curves.png", "t")
+    assert labels == ["0.3012", "0.2468"]
+    assert all((tmp_path / f).is_file() for f in ("bars.png", "rob.png", "curves.png"))
+
+
+def test_missing_inputs_name_the_file_and_command(tmp_path):
+    assert report.main(["--results", str(tmp_path)]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "`benchmarks/results/quality.json` was not found" in text and "python -m benchmarks.quality" in text
+    assert "robustness.json` was not found" in text and "python evaluate.py --checkpoint" in text
+    assert "python benchmarks/eval_speed.py" in text and "Missing: no per-epoch training history" in text
+    assert not list(tmp_path.glob("*.png"))
+    assert not re.search(r"\d\.\d{3}", text)  # no number at all
+
+
+def test_malformed_json_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "quality.json").write_text("{not json")
+    assert report.main(["--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "quality.json" in err and err.count("\n") == 1
+    assert not (tmp_path / "REPORT.md").exists()
+
+
+@pytest.mark.parametrize("bad", [{"history": []}, {"nothing": 1}])
+def test_curve_file_without_history_is_rejected(tmp_path, bad):
+    _write(tmp_path, "run.json", bad)
+    assert report.main(["--results", str(tmp_path), "--curves", str(tmp_path / "run.json")]) == 2
