@@ -63,13 +63,13 @@ def explanation_graph(paths: list[KGPath]) -> tuple[nx.MultiDiGraph, dict[Node, 
 
 
 def plot_explanation(namer: NodeNamer, item: int, paths: list[KGPath], out: str | os.PathLike,
-                     scores: list[float] | None = None) -> Path:
+                     scores: list[float] | None = None, found: int = 0) -> Path:
     """Draw the explanation of ``item`` for ``namer.user`` from ``paths`` (best first) into the PNG ``out``
-    (written atomically). With no path, the picture says so."""
+    (written atomically). With no path, the picture says so (``found``: paths that did not explain)."""
     target = Path(out)
     user = ("user", namer.user if namer.user is not None else -1)
     title = f"Why {namer.name(('item', item))}?"
-    lines = [textwrap.fill(line, 160) for line in explanation_sentences(namer, item, paths[:3])]
+    lines = [textwrap.fill(line, 160) for line in explanation_sentences(namer, item, paths[:3], found)]
     if scores and paths:
         lines = [f"{s}  (score drop {v:.3g})" for s, v in zip(lines, scores, strict=False)]
     caption = "\n".join(lines)
@@ -78,7 +78,7 @@ def plot_explanation(namer: NodeNamer, item: int, paths: list[KGPath], out: str 
     fig, ax = plt.subplots(figsize=(14, fig_h), dpi=110)
     ax.set_axis_off()
     if not paths:
-        ax.text(0.5, 0.5, explanation_sentences(namer, item, [])[0], ha="center", va="center", fontsize=12, wrap=True)
+        ax.text(0.5, 0.5, caption, ha="center", va="center", fontsize=12, wrap=True)
     else:
         g, pos = explanation_graph(paths)
         labels = {n: _short("you" if n == user else namer.name(n)) for n in g.nodes}

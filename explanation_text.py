@@ -16,6 +16,7 @@ from kg.paths import KGPath, Node, PathIndex
 from kg.relation_labels import step_label
 
 NOUN_LABELS = ("age group", "content rating")
+DESCRIPTION_CHARS = 90
 _PLURAL = {"stars": "star", "stars in": "star in", "has sequel": "have sequel", "has prequel": "have prequel",
            "about": "are about", "won": "won", "wrote": "wrote", "directed": "directed", "produced": "produced",
            "shot": "shot", "made": "made"}
@@ -41,14 +42,20 @@ class NodeNamer:
 
     def __init__(self, kg: KnowledgeGraph, index: PathIndex | None = None, user: int | None = None) -> None:
         self.kg, self.index, self.user = kg, index, user
-        self._descriptions: list[str] | None = None
+        self._descriptions: list[list[str]] = [[]]  # shared with the namers made by for_user
+
+    def for_user(self, user: int) -> NodeNamer:
+        """A namer for another user sharing this one's (lazily computed) entity descriptions."""
+        other = NodeNamer(self.kg, self.index, user)
+        other._descriptions = self._descriptions
+        return other
 
     def describe(self, entity: int) -> str:
-        if self._descriptions is None:
+        if not self._descriptions[0]:
             from encoders.entity_descriptions import describe_entities
 
-            self._descriptions = describe_entities(self.kg)
-        return self._descriptions[entity]
+            self._descriptions[0] = describe_entities(self.kg) or [""]
+        return self._descriptions[0][entity]
 
     def label(self, node: Node) -> str | None:
         fields = self.kg.node_text(*node)
@@ -68,10 +75,10 @@ class NodeNamer:
         if named is not None:
             return named
         if ntype == "entity":
-            desc = self.describe(idx).split(". ")[0]
-            head, sep, names = desc.partition(": ")
-            if sep and names.count("; ") > 2:
-                desc = f"{head}: {'; '.join(names.split('; ')[:3])}; ..."
+            desc = self.describe(idx)
+            if len(desc) > DESCRIPTION_CHARS:  # cut after a whole neighbour name
+                cut = desc.rfind("; ", 0, DESCRIPTION_CHARS)
+                desc = desc[: cut if cut > 0 else DESCRIPTION_CHARS].rstrip(". ") + "; ..."
             if desc:
                 return f"an entity described as \u201c{desc}\u201d"
         return f"{ntype} {self._short_id(node)}"
@@ -128,11 +135,15 @@ def path_reason(namer: NodeNamer, path: KGPath) -> str:
     return "; ".join(hop_clause(namer, a, st, b) for a, st, b in zip(n[:-1], s, n[1:], strict=True))
 
 
-def explanation_sentences(namer: NodeNamer, item: int, paths: list[KGPath]) -> list[str]:
+def explanation_sentences(namer: NodeNamer, item: int, paths: list[KGPath], found: int = 0) -> list[str]:
     """One sentence per path, the first one leading with "Recommended <item> because ...".
 
-    With no path, says so plainly (no invented reason)."""
+    With no path, says so plainly (no invented reason); ``found`` > 0 paths that did not make the list
+    (none lowers the model's score when removed) are mentioned as such."""
     title = namer.name(("item", item))
+    if not paths and found:
+        return [f"Paths link you to {title}, but removing them does not lower the model's score for it; "
+                "no path explains this recommendation."]
     if not paths:
         return [f"No path links you to {title} within the search limit; no explanation is available."]
     out = [f"Recommended {title} because {path_reason(namer, paths[0])}."]

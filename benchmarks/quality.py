@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluation.metrics import ranking_metrics
-from evaluation.ranking import UserItemSets, build_user_item_sets, rank_all_items
+from evaluation.protocol import EarlyStopping, SplitResult, TestEvaluator, ValidationEvaluator
+from evaluation.ranking import build_user_item_sets
 from gnn.baselines import BASELINES
 from gnn.graph_inputs import GraphInputs, build_graph_inputs
 from gnn.recommender import Batch, FittedRecommender, TrainableRecommender, make_score_fn
@@ -32,7 +32,7 @@ from kg.data_dir import find_data_dir
 from kg.errors import MMKGError
 from kg.graph import KnowledgeGraph
 from kg.recbole_source import read_recbole
-from kg.splits import random_split
+from kg.splits import make_split
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
@@ -43,31 +43,26 @@ REFERENCE = {"LightGCN": (0.380, 0.326), "BPR-MF": (0.372, 0.317), "EASE": (0.40
 
 @dataclass
 class Fold:
-    """One seed's split: model inputs and the evaluation sets."""
+    """One seed's split: model inputs and the project's evaluators (valid: train masked; test: train+valid)."""
 
     seed: int
     inputs: GraphInputs
-    train: UserItemSets
-    valid: UserItemSets
-    test: UserItemSets
+    valid: ValidationEvaluator
+    test: TestEvaluator
 
 
-def make_fold(kg: KnowledgeGraph, seed: int) -> Fold:
+def make_fold(kg: KnowledgeGraph, seed: int, method: str = "random") -> Fold:
     inter = kg.interactions()
-    train, valid, test = random_split(inter, seed=seed).parts(inter)
+    train, valid, test = make_split(inter, method, seed=seed).parts(inter)
     nu, ni = kg.num_nodes("user"), kg.num_nodes("item")
     sets = [build_user_item_sets(p.user, p.item, nu, ni) for p in (train, valid, test)]
-    return Fold(seed, build_graph_inputs(kg, train), *sets)
+    return Fold(seed, build_graph_inputs(kg, train),
+                ValidationEvaluator(sets[0], sets[1], ks=(10, 20), main_metric=SELECT, batch_size=4096),
+                TestEvaluator(*sets, ks=(10, 20), batch_size=4096, n_resamples=0, n_groups=0, beyond=False))
 
 
-def evaluate(score_fn: Callable, fold: Fold, part: str) -> dict[str, float]:
-    """Recall / NDCG @10/@20 on ``part`` ('valid' or 'test'): every item ranked, history masked."""
-    relevant = getattr(fold, part)
-    exclude = fold.train if part == "valid" else fold.train.union(fold.valid)
-    users = torch.from_numpy(np.flatnonzero(relevant.lengths() > 0))
-    top = rank_all_items(score_fn, users, relevant.num_items, exclude, k_max=20, batch_size=4096)
-    means = ranking_metrics(top, relevant, (10, 20), users=users.numpy()).means()
-    return {m: means[m] for m in METRICS}
+def metrics(result: SplitResult) -> dict[str, float]:
+    return {m: result.mean(m) for m in METRICS}
 
 
 class PeakRSS:
@@ -102,7 +97,8 @@ def train_bpr(model: TrainableRecommender, fold: Fold, lr: float, batch_size: in
     users, items = inp.train_user, inp.train_item
     known = torch.unique(users * inp.num_items + items)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    best, best_state, bad, times, gen = -1.0, None, 0, [], torch.Generator().manual_seed(fold.seed)
+    stopper, best_state, times = EarlyStopping(fold.valid, patience), None, []
+    gen = torch.Generator().manual_seed(fold.seed)
     for epoch in range(max_epochs):
         t0 = time.perf_counter()
         model.train()
@@ -117,16 +113,14 @@ def train_bpr(model: TrainableRecommender, fold: Fold, lr: float, batch_size: in
             loss.backward()
             opt.step()
         times.append(time.perf_counter() - t0)
-        score = evaluate(make_score_fn(model, inp), fold, "valid")[SELECT]
-        log(f"  epoch {epoch} loss {loss.item():.4f} valid {SELECT} {score:.4f} ({times[-1]:.2f}s)")
-        if score > best:
-            best, bad, best_state = score, 0, {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= patience:
-                break
+        stop = stopper.step(make_score_fn(model, inp), epoch)
+        log(f"  epoch {epoch} loss {loss.item():.4f} valid {SELECT} {stopper.history[-1][1]:.4f} ({times[-1]:.2f}s)")
+        if stopper.improved:
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if stop:
+            break
     model.load_state_dict(best_state)
-    return {"epoch_time_s": float(np.mean(times)), "epochs": len(times), "best_epoch": len(times) - 1 - bad}
+    return {"epoch_time_s": float(np.mean(times)), "epochs": len(times), "best_epoch": stopper.best_epoch}
 
 
 def _sample_negatives(users: torch.Tensor, num_items: int, known: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -177,12 +171,12 @@ def run_family(fam: Family, fold: Fold, args: argparse.Namespace, log: Callable[
                 info = {"epoch_time_s": time.perf_counter() - t0, "epochs": 0}
             else:
                 info = train_bpr(model, fold, max_epochs=args.max_epochs, patience=args.patience, log=log, **train_hp)
-        valid = evaluate(make_score_fn(model, fold.inputs), fold, "valid")
+        valid = metrics(fold.valid.evaluate(make_score_fn(model, fold.inputs)))
         log(f"{fam.row} seed {fold.seed} {hp}: valid {SELECT} {valid[SELECT]:.4f} ({info})")
         if best is None or valid[SELECT] > best[0]["valid"][SELECT]:
             best = ({"hparams": hp, "valid": valid, **info, "peak_rss_mb": mem.peak}, model)
     result, model = best
-    result["test"] = evaluate(make_score_fn(model, fold.inputs), fold, "test")
+    result["test"] = metrics(fold.test.evaluate(make_score_fn(model, fold.inputs), f"{fam.row}/seed{fold.seed}"))
     log(f"{fam.row} seed {fold.seed} selected {result['hparams']}: test {result['test']}")
     return result
 

@@ -17,6 +17,7 @@ import csv
 import os
 import random
 import re
+import unicodedata
 from pathlib import Path
 
 from kg.errors import MMKGError
@@ -28,8 +29,10 @@ _TITLE_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
 
 
 def normalise_title(title: str) -> str:
-    """Lower case, parenthetical parts dropped, a trailing ", The" moved to the front, only [a-z0-9] words."""
-    t = re.sub(r"\([^)]*\)", " ", title).strip().lower()
+    """Lower case without accents, parenthetical parts dropped, a trailing ", The" moved to
+    the front, only [a-z0-9] words: ``"Amélie (Le Fabuleux destin)"`` -> ``"amelie"``."""
+    t = unicodedata.normalize("NFKD", re.sub(r"\([^)]*\)", " ", title))
+    t = "".join(c for c in t if not unicodedata.combining(c)).strip().lower()
     t = _ARTICLE.sub(r"\2 \1", t)
     return " ".join(re.findall(r"[a-z0-9]+", t))
 

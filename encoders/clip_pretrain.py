@@ -119,9 +119,10 @@ def pretrain_clip(pairs: list[Pair], config: ClipPretrainConfig, out_path: str |
     """Train on ``pairs``, save the checkpoint to ``out_path`` (atomically); returns the metrics."""
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     preset = train_preset(config.config if config.config in MODEL_CONFIGS else "small")
-    epochs, bs = config.epochs or preset["epochs"], config.batch_size or preset["batch_size"]
+    epochs = preset["epochs"] if config.epochs is None else config.epochs
+    bs = preset["batch_size"] if config.batch_size is None else config.batch_size
     model, cfg, preprocess, tokenizer, mode = _build_model(config, device)
-    lr = config.lr or preset["lr"] * (0.1 if mode == "fine-tune" else 1.0)
+    lr = config.lr if config.lr is not None else preset["lr"] * (0.1 if mode == "fine-tune" else 1.0)
     size = int(cfg["vision_cfg"]["image_size"])
     pp = model.visual.preprocess_cfg
     train_idx, held_idx = split_by_group(pairs, config.heldout_frac, config.seed)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gnn.adjacency import csr_from_coo, normalized_bipartite_adjacency
 from kg.graph import Interactions, KnowledgeGraph
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
@@ -92,7 +93,7 @@ class GraphInputs:
 
     def train_matrix(self) -> Tensor:
         """The training interactions as a binary sparse CSR ``[U, I]`` float32 matrix."""
-        return _csr(self.train_user.cpu().numpy(), self.train_item.cpu().numpy(),
+        return csr_from_coo(self.train_user.cpu().numpy(), self.train_item.cpu().numpy(),
                     np.ones(self.train_user.shape[0], dtype=np.float32),
                     (self.num_users, self.num_items)).to(self.train_user.device)
 
@@ -156,28 +157,6 @@ def build_graph_inputs(
         relation_names=names + [REVERSE_PREFIX + n for n in names],
         profile_user=torch.from_numpy(pu), profile_entity=torch.from_numpy(pe), profile_rel=torch.from_numpy(pr),
         profile_relation_names=pnames, features=feats, user_content=content, user_content_mask=content_mask,
-    )
-
-
-def normalized_bipartite_adjacency(user: np.ndarray, item: np.ndarray, num_users: int, num_items: int) -> Tensor:
-    """Sparse CSR ``[U+I, U+I]``: ``D^-1/2 A D^-1/2`` of the symmetric user-item graph (no self loops)."""
-    n = num_users + num_items
-    row = np.concatenate([user, item + num_users])
-    col = np.concatenate([item + num_users, user])
-    deg = np.bincount(row, minlength=n).astype(np.float64)
-    inv = np.zeros(n)
-    inv[deg > 0] = deg[deg > 0] ** -0.5
-    val = (inv[row] * inv[col]).astype(np.float32)
-    return _csr(row, col, val, (n, n))
-
-
-def _csr(row: np.ndarray, col: np.ndarray, val: np.ndarray, shape: tuple[int, int]) -> Tensor:
-    order = np.lexsort((col, row))
-    crow = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(row, minlength=shape[0]), out=crow[1:])
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(crow), torch.from_numpy(col[order].astype(np.int64)),
-        torch.from_numpy(val[order]), size=shape, dtype=torch.float32, check_invariants=False,
     )
 
 

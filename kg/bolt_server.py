@@ -149,15 +149,18 @@ class BoltServer:
         """Start the server and wait until ``RETURN 1`` answers on its database over Bolt."""
         if self.process is not None:
             raise MMKGError("the Bolt server is already started")
+        reason = arcadedb_available()
+        if reason:
+            raise MMKGError(f"cannot start the ArcadeDB Bolt server: {reason}")
+        if self.port == 0:
+            self.port = free_port()
+        if _port_answers(self.port):
+            raise MMKGError(f"cannot start the ArcadeDB Bolt server: port {self.port} is already in use")
         if self._root_arg is None:
             self.root, self._own_root = Path(tempfile.mkdtemp(prefix="mmkgrec-arcadedb-")), True
         else:
             self.root = Path(self._root_arg).resolve()
             self.root.mkdir(parents=True, exist_ok=True)
-        if self.port == 0:
-            self.port = free_port()
-        if _port_answers(self.port):
-            raise MMKGError(f"cannot start the ArcadeDB Bolt server: port {self.port} is already in use")
         with open(self.log_path, "ab") as log:
             # own session: a Ctrl-C in the terminal does not reach it, the CLI can leave it running
             self.process = subprocess.Popen(self.command(), cwd=self.root, stdin=subprocess.DEVNULL, stdout=log,
@@ -165,6 +168,7 @@ class BoltServer:
         try:
             self._wait_ready(timeout)
         except BaseException:
+            self._own_root = False  # keep the log the error message points at
             self.stop()
             raise
         return self.connection

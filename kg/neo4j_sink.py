@@ -7,6 +7,12 @@ as it was after the first write. Before the nodes, a uniqueness constraint on ``
 created per label (``CREATE CONSTRAINT ... IF NOT EXISTS``, accepted by Neo4j 5 and by
 ArcadeDB's Bolt plugin); an engine that rejects it gets a plain ``CREATE INDEX ... IF NOT
 EXISTS`` instead, so ``MERGE`` still finds nodes through an index.
+
+A relationship that carries its ``relation`` name (see :func:`kg.neo4j_schema.relationship_type`)
+is merged on that property too. A (user, item) pair that interacts more than once gets one
+``RATED`` relationship per interaction, told apart by a ``seq`` property (0, 1, ...). Each batch
+is its own transaction: a write that fails half-way leaves the batches before it, and running
+it again completes it (the merges make that safe).
 """
 
 from __future__ import annotations
@@ -135,54 +141,53 @@ def write_neo4j(
     """
     if batch_size < 1:
         raise MMKGError(f"batch_size must be positive, got {batch_size}")
-    node_rows = {t: _node_rows(kg, t) for t in NODE_TYPES}
-    edge_rows = []
+    # every query text and row is built (and every name checked) before the first write
+    jobs = _write_jobs(kg)
+    with open_driver(uri, user, password, database) as driver:
+        for ntype in NODE_TYPES:
+            if kg.num_nodes(ntype):
+                _ensure_id_index(driver, database, LABELS[ntype])
+        bar = tqdm(total=sum(len(rows) for _, _, rows, _ in jobs), desc="write neo4j", unit="row",
+                   disable=not progress)
+        with driver.session(database=database) as session:
+            for _, query, rows, params in jobs:
+                for batch in _batches(rows, batch_size):
+                    session.execute_write(_run_write, query, {"rows": batch, **params})
+                    bar.update(len(batch))
+        bar.close()
+    counts = dict.fromkeys([*NODE_TYPES, "relationships", "interactions"], 0)
+    for kind, _, rows, _ in jobs:
+        counts[kind] += len(rows)
+    return counts
+
+
+def _write_jobs(kg: KnowledgeGraph) -> list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]]:
+    """``(count key, query, rows, extra parameters)`` for every ``UNWIND`` statement, in write order."""
+    key = quote_name(ID_PROPERTY)
+    jobs = []
+    for ntype in NODE_TYPES:
+        label = quote_name(LABELS[ntype])
+        query = f"UNWIND $rows AS row MERGE (n:{label} {{{key}: row.id}}) SET n += row.props"
+        jobs.append((ntype, query, _node_rows(kg, ntype), {}))
     for src_t, rel, dst_t in kg.edge_types():
         s, d = kg.triples((src_t, rel, dst_t))
         s_ids, d_ids = kg.ids(src_t), kg.ids(dst_t)
         rows = [{"s": s_ids[a], "d": d_ids[b]} for a, b in zip(s.tolist(), d.tolist(), strict=True)]
-        edge_rows.append(((src_t, rel, dst_t), rows))
+        rtype, with_name = relationship_type(rel)
+        rel_props = f" {{{quote_name(RELATION_PROPERTY)}: $relation}}" if with_name else ""
+        query = (
+            f"UNWIND $rows AS row MATCH (a:{quote_name(LABELS[src_t])} {{{key}: row.s}}) "
+            f"MATCH (b:{quote_name(LABELS[dst_t])} {{{key}: row.d}}) MERGE (a)-[r:{quote_name(rtype)}{rel_props}]->(b)"
+        )
+        jobs.append(("relationships", query, rows, {"relation": rel} if with_name else {}))
+    match = (
+        f"UNWIND $rows AS row MATCH (a:{quote_name(LABELS['user'])} {{{key}: row.u}}) "
+        f"MATCH (b:{quote_name(LABELS['item'])} {{{key}: row.i}}) "
+    )
+    rated = quote_name(INTERACTION_TYPE)
     single, repeated = _interaction_rows(kg)
-    total = sum(map(len, node_rows.values())) + sum(len(r) for _, r in edge_rows) + len(single) + len(repeated)
-
-    with open_driver(uri, user, password, database) as driver:
-        for ntype in NODE_TYPES:
-            if node_rows[ntype]:
-                _ensure_id_index(driver, database, LABELS[ntype])
-        key = quote_name(ID_PROPERTY)
-        bar = tqdm(total=total, desc="write neo4j", unit="row", disable=not progress)
-        with driver.session(database=database) as session:
-
-            def send(query: str, rows: list[dict[str, Any]], **params: Any) -> None:
-                for batch in _batches(rows, batch_size):
-                    session.execute_write(_run_write, query, {"rows": batch, **params})
-                    bar.update(len(batch))
-
-            for ntype in NODE_TYPES:
-                label = quote_name(LABELS[ntype])
-                send(f"UNWIND $rows AS row MERGE (n:{label} {{{key}: row.id}}) SET n += row.props", node_rows[ntype])
-            for (src_t, rel, dst_t), rows in edge_rows:
-                rtype, with_name = relationship_type(rel)
-                query = (
-                    f"UNWIND $rows AS row MATCH (a:{quote_name(LABELS[src_t])} {{{key}: row.s}}) "
-                    f"MATCH (b:{quote_name(LABELS[dst_t])} {{{key}: row.d}}) "
-                )
-                if with_name:
-                    query += f"MERGE (a)-[r:{quote_name(rtype)} {{{quote_name(RELATION_PROPERTY)}: $relation}}]->(b)"
-                else:
-                    query += f"MERGE (a)-[r:{quote_name(rtype)}]->(b)"
-                send(query, rows, relation=rel)
-            match = (
-                f"UNWIND $rows AS row MATCH (a:{quote_name(LABELS['user'])} {{{key}: row.u}}) "
-                f"MATCH (b:{quote_name(LABELS['item'])} {{{key}: row.i}}) "
-            )
-            rated = quote_name(INTERACTION_TYPE)
-            send(match + f"MERGE (a)-[r:{rated}]->(b) SET r += row.props", single)
-            send(match + f"MERGE (a)-[r:{rated} {{{quote_name(SEQ_PROPERTY)}: row.seq}}]->(b) SET r += row.props",
-                 repeated)
-        bar.close()
-    counts = {t: len(node_rows[t]) for t in NODE_TYPES}
-    counts["relationships"] = sum(len(r) for _, r in edge_rows)
-    counts["interactions"] = len(single) + len(repeated)
-    return counts
-
+    jobs.append(("interactions", match + f"MERGE (a)-[r:{rated}]->(b) SET r += row.props", single, {}))
+    seq = quote_name(SEQ_PROPERTY)
+    jobs.append(("interactions", match + f"MERGE (a)-[r:{rated} {{{seq}: row.seq}}]->(b) SET r += row.props",
+                 repeated, {}))
+    return jobs

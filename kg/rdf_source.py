@@ -78,9 +78,10 @@ def read_rdf(paths: list[str], mapping: Mapping | None = None, format: str | Non
     report = IngestReport()
     col = TripleCollector(mapping)
     formats = [detect_format(str(p), format) for p in paths]
-    for k, (path, fmt) in enumerate(zip(map(str, paths), formats, strict=True)):
+    for path in map(str, paths):
         if not os.path.isfile(path):
             raise KGFormatError(f"{path}: no such file")
+    for k, (path, fmt) in enumerate(zip(map(str, paths), formats, strict=True)):
         file_report = FileReport(path, fmt)
         start = time.perf_counter()
         col.bprefix = "_:" if k == 0 else f"_:f{k}_"
@@ -89,7 +90,7 @@ def read_rdf(paths: list[str], mapping: Mapping | None = None, format: str | Non
             _parse_file(path, fmt, engine, col, progress)
         except SyntaxError as e:
             raise _malformed(path, fmt, e) from e
-        except (OSError, EOFError, ValueError) as e:
+        except (OSError, EOFError, UnicodeDecodeError) as e:  # unreadable, truncated or bad gzip, bad encoding
             raise KGFormatError(f"{path}: cannot read {fmt}: {e}") from e
         file_report.triples = col.triples - n0
         file_report.seconds = time.perf_counter() - start

@@ -8,12 +8,13 @@ from types import SimpleNamespace
 
 import neo4j
 import pytest
+from neo4j.exceptions import ClientError
 
 from kg.bolt_server import BoltConnection, BoltServer, free_port
 from kg.errors import MMKGError, SourceConnectionError
 from kg.graph import NODE_TYPES, KnowledgeGraph
 from kg.neo4j_schema import quote_name, relationship_type
-from kg.neo4j_sink import write_neo4j
+from kg.neo4j_sink import _ensure_id_index, write_neo4j
 from kg.neo4j_source import read_neo4j
 
 bolt = pytest.mark.bolt
@@ -183,6 +184,38 @@ def test_names_are_quoted_and_relation_types_chosen() -> None:
     assert relationship_type("genre") == ("genre", False)
     assert relationship_type("film.film.genre") == ("film.film.genre", True)
     assert relationship_type("interacted") == ("RELATION", True)
+
+
+class _SchemaSession:
+    """A session whose engine rejects ``CREATE`` statements starting with the given words."""
+
+    def __init__(self, rejected: tuple[str, ...], seen: list[str]) -> None:
+        self.rejected, self.seen = rejected, seen
+
+    def __enter__(self) -> _SchemaSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def run(self, query: str) -> SimpleNamespace:
+        self.seen.append(query)
+        if query.startswith(self.rejected):
+            raise ClientError("unsupported")
+        return SimpleNamespace(consume=lambda: None)
+
+
+def test_id_index_falls_back_from_constraint_to_index() -> None:
+    seen: list[str] = []
+    driver = SimpleNamespace(session=lambda database: _SchemaSession(("CREATE CONSTRAINT",), seen))
+    assert _ensure_id_index(driver, None, "User") == "index"
+    assert seen == [
+        "CREATE CONSTRAINT `mmkgrec_user_id` IF NOT EXISTS FOR (n:`User`) REQUIRE n.`id` IS UNIQUE",
+        "CREATE INDEX `mmkgrec_user_id` IF NOT EXISTS FOR (n:`User`) ON (n.`id`)",
+    ]
+    driver = SimpleNamespace(session=lambda database: _SchemaSession(("CREATE",), []))
+    with pytest.raises(MMKGError, match="rejected both a uniqueness constraint"):
+        _ensure_id_index(driver, None, "Item")
 
 
 def test_bolt_server_refuses_bad_settings() -> None:

@@ -1,0 +1,213 @@
+"""The full model: multimodal, knowledge-aware, heterogeneous GNN for user-item link prediction.
+
+Pipeline (every stage switchable by :class:`MMKGOptions`, so ablations are configuration only):
+
+1. **Items**: text / image / CLIP-text features projected to width ``d`` and fused with a learnable ID
+   embedding by masked attention (:class:`~gnn.modality_fusion.MultimodalEncoder`); missing modalities are
+   masked out. ``use_id=False`` gives the content-only variant that also serves cold-start items.
+2. **Knowledge**: items and entities (ID embedding + entity text) propagate over the typed KG with
+   relation-aware attention (:class:`~gnn.kg_propagation.KnowledgePropagation`).
+3. **Users**: ID embedding fused with the mean text of their training items, their profile text and
+   the mean of their profile entities (age group, gender, occupation).
+4. **Collaborative**: LightGCN propagation over the normalised user-item graph, uniform layer average.
+5. **Item-item**: each user adds the degree-normalised sum of its training items' *context* vectors
+   (a separate item table, FISM-style), a learned low-rank item-item term as in EASE / SLIM.
+
+Score: ``<user_emb[u], item_emb[i]>`` (cosine when ``normalize`` is set).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+from gnn.adjacency import mean_aggregation_matrix, user_history_matrix
+from gnn.graph_inputs import GraphInputs
+from gnn.kg_propagation import KnowledgePropagation
+from gnn.losses import info_nce, transe_loss
+from gnn.modality_fusion import MultimodalEncoder
+from gnn.recommender import Batch, TrainableRecommender
+
+ITEM_MODALITIES = {"text": "item.text", "image": "item.image", "clip_text": "item.clip_text"}
+
+
+@dataclass
+class MMKGOptions:
+    """Hyper-parameters and ablation switches of :class:`MMKGModel` (see train.py for their meaning)."""
+
+    embedding_dim: int = 64
+    num_layers: int = 2
+    kg_layers: int = 2
+    use_id: bool = True
+    use_kg: bool = True
+    use_text: bool = True
+    use_image: bool = True
+    use_clip_text: bool = True
+    use_profile: bool = True
+    use_item_item: bool = True
+    normalize: bool = False
+    feature_dropout: float = 0.0
+    kg_edge_dropout: float = 0.0
+    kg_checkpoint: bool = False
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.2
+    kg_loss_weight: float = 0.0
+
+
+class MMKGModel(TrainableRecommender):
+    """See the module docstring. Build with :meth:`from_inputs`.
+
+    Args:
+        num_users, num_items, num_entities, num_relations: graph sizes (``num_relations`` = ``2R``).
+        item_feature_dims: item modality (``text`` / ``image`` / ``clip_text``) -> feature width.
+        user_feature_dims: user modality (``content`` / ``profile_text``) -> feature width.
+        entity_feature_dim: width of ``entity.text`` (0 = none).
+        options: :class:`MMKGOptions`.
+    """
+
+    def __init__(self, num_users: int, num_items: int, num_entities: int, num_relations: int,
+                 item_feature_dims: dict[str, int], user_feature_dims: dict[str, int], entity_feature_dim: int,
+                 options: MMKGOptions) -> None:
+        super().__init__()
+        o = self.options = options
+        d = o.embedding_dim
+        self.num_users, self.num_items, self.num_entities = num_users, num_items, num_entities
+        self.item_encoder = MultimodalEncoder(num_items, d, item_feature_dims, o.use_id, o.feature_dropout)
+        self.user_encoder = MultimodalEncoder(num_users, d, user_feature_dims, o.use_id, o.feature_dropout)
+        use_entities = (o.use_kg or o.use_profile) and num_entities > 0
+        self.entity_encoder = MultimodalEncoder(
+            num_entities, d, {"text": entity_feature_dim} if entity_feature_dim and o.use_text else {}, True,
+            o.feature_dropout) if use_entities else None
+        self.kg = KnowledgePropagation(num_relations, d, o.kg_layers, o.kg_edge_dropout, o.kg_checkpoint) \
+            if o.use_kg and num_relations > 0 and num_entities > 0 else None
+        self.profile_proj = nn.Linear(d, d) if o.use_profile and use_entities else None
+        self.context = nn.Embedding(num_items, d) if o.use_item_item else None
+        self.transe_rel = nn.Embedding(max(num_relations, 1), d) if o.kg_loss_weight > 0 and self.kg else None
+        self._cache: dict[str, tuple[object, Tensor]] = {}
+        self.reset_parameters()
+
+    @classmethod
+    def from_inputs(cls, inputs: GraphInputs, options: MMKGOptions) -> MMKGModel:
+        """Size the model from ``inputs``: a modality is used when its switch is on and its feature exists."""
+        switch = {"text": options.use_text, "image": options.use_image, "clip_text": options.use_clip_text}
+        item_dims = {m: inputs.features[k].shape[1] for m, k in ITEM_MODALITIES.items()
+                     if switch[m] and k in inputs.features}
+        user_dims: dict[str, int] = {}
+        if options.use_text and inputs.user_content is not None:
+            user_dims["content"] = inputs.user_content.shape[1]
+        if options.use_profile and options.use_text and "user.profile_text" in inputs.features:
+            user_dims["profile_text"] = inputs.features["user.profile_text"].shape[1]
+        ent = inputs.features.get("entity.text")
+        return cls(inputs.num_users, inputs.num_items, inputs.num_entities, inputs.num_relations, item_dims,
+                   user_dims, 0 if ent is None else ent.shape[1], options)
+
+    def reset_parameters(self) -> None:
+        for enc in (self.item_encoder, self.user_encoder, self.entity_encoder, self.kg):
+            if enc is not None:
+                enc.reset_parameters()
+        if self.profile_proj is not None:
+            nn.init.xavier_uniform_(self.profile_proj.weight)
+            nn.init.zeros_(self.profile_proj.bias)
+        if self.context is not None:
+            nn.init.normal_(self.context.weight, std=0.01)
+        if self.transe_rel is not None:
+            nn.init.normal_(self.transe_rel.weight, std=0.1)
+
+    def _cached(self, name: str, inputs: GraphInputs, build) -> Tensor:
+        hit = self._cache.get(name)
+        if hit is None or hit[0] is not inputs.train_user:
+            hit = self._cache[name] = (inputs.train_user, build())
+        return hit[1]
+
+    def _user_views(self, inputs: GraphInputs) -> dict[str, tuple[Tensor, Tensor]]:
+        views: dict[str, tuple[Tensor, Tensor]] = {}
+        if "content" in self.user_encoder.modalities:
+            views["content"] = (inputs.user_content, inputs.user_content_mask)
+        if "profile_text" in self.user_encoder.modalities:
+            views["profile_text"] = inputs.feature("user.profile_text")  # type: ignore[assignment]
+        return views
+
+    def embed(self, inputs: GraphInputs) -> dict[str, Tensor]:
+        """Every intermediate representation: ``item_ego [I, d]``, ``entity_ego [N, d]`` (if any),
+        ``item_kg [I, d]``, ``user_ego [U, d]``, ``user [U, d]``, ``item [I, d]``, plus the item views."""
+        out: dict[str, Tensor] = {}
+        item_feats = {m: inputs.feature(ITEM_MODALITIES[m]) for m in self.item_encoder.modalities}
+        item_ego, views = self.item_encoder(item_feats)
+        out.update({f"view.{k}": v for k, v in views.items()})
+        out["item_ego"] = item_ego
+        entity_ego = None
+        if self.entity_encoder is not None:
+            ent_feats = {"text": inputs.feature("entity.text")} if self.entity_encoder.modalities else {}
+            entity_ego, _ = self.entity_encoder(ent_feats)
+            out["entity_ego"] = entity_ego
+        item_kg = item_ego
+        if self.kg is not None and entity_ego is not None and inputs.kg_head.numel():
+            kg_x = torch.cat([item_ego, entity_ego], dim=0)
+            item_kg = self.kg(kg_x, inputs.kg_head, inputs.kg_tail, inputs.kg_rel)[: self.num_items]
+        out["item_kg"] = item_kg
+        user_ego, _ = self.user_encoder(self._user_views(inputs))
+        if self.profile_proj is not None and entity_ego is not None and inputs.profile_user.numel():
+            agg = self._cached("profile", inputs, lambda: mean_aggregation_matrix(
+                inputs.profile_user, inputs.profile_entity, self.num_users, self.num_entities))
+            user_ego = user_ego + self.profile_proj(torch.sparse.mm(agg, entity_ego))
+        out["user_ego"] = user_ego
+        x = torch.cat([user_ego, item_kg], dim=0)
+        layers = [x]
+        for _ in range(self.options.num_layers):
+            x = torch.sparse.mm(inputs.ui_adj, x)
+            layers.append(x)
+        final = torch.stack(layers, dim=0).mean(dim=0)
+        user, item = final[: self.num_users], final[self.num_users:]
+        if self.context is not None:
+            hist = self._cached("history", inputs, lambda: user_history_matrix(
+                inputs.train_user, inputs.train_item, self.num_users, self.num_items))
+            user = user + torch.sparse.mm(hist, self.context.weight)
+        if self.options.normalize:
+            user, item = F.normalize(user, dim=-1), F.normalize(item, dim=-1)
+        out["user"], out["item"] = user, item
+        return out
+
+    def forward(self, inputs: GraphInputs) -> tuple[Tensor, Tensor]:
+        """``(user_emb [U, d], item_emb [I, d])``."""
+        out = self.embed(inputs)
+        self._last = out
+        return out["user"], out["item"]
+
+    def ego_embeddings(self, batch: Batch) -> list[Tensor]:
+        """ID / context embeddings of the batch's users, positives and negatives (LightGCN-style L2)."""
+        found: list[Tensor] = []
+        for table, idx in ((self.user_encoder.id_emb, [batch.users]),
+                           (self.item_encoder.id_emb, [batch.pos, batch.neg]),
+                           (self.context, [batch.pos, batch.neg])):
+            if table is not None:
+                found += [table(i) for i in idx]
+        return found
+
+    def loss_terms(self, inputs: GraphInputs, user_emb: Tensor, item_emb: Tensor, batch: Batch) -> dict[str, Tensor]:
+        """Weighted cross-modal InfoNCE over the batch's positive items and the TransE KG loss."""
+        terms: dict[str, Tensor] = {}
+        o = self.options
+        last = getattr(self, "_last", None)
+        if o.contrastive_weight > 0 and last is not None:
+            items = torch.unique(batch.pos)
+            collab = item_emb[items]
+            total = collab.sum() * 0.0
+            for m in self.item_encoder.modalities:
+                _, present = inputs.feature(ITEM_MODALITIES[m])  # type: ignore[misc]
+                total = total + info_nce(last[f"view.{m}"][items], collab, o.contrastive_temperature, present[items])
+            if {"text", "image"} <= set(self.item_encoder.modalities):
+                both = inputs.feature("item.text")[1][items] & inputs.feature("item.image")[1][items]
+                total = total + info_nce(last["view.text"][items], last["view.image"][items],
+                                         o.contrastive_temperature, both)
+            terms["contrastive"] = o.contrastive_weight * total
+        if self.transe_rel is not None and last is not None and inputs.kg_head.numel():
+            n = batch.users.numel()
+            pick = torch.randint(inputs.kg_head.numel(), (n,), device=inputs.kg_head.device)
+            x = torch.cat([last["item_ego"], last["entity_ego"]], dim=0)
+            neg = torch.randint(x.shape[0], (n,), device=x.device)
+            h, t, r = inputs.kg_head[pick], inputs.kg_tail[pick], inputs.kg_rel[pick]
+            terms["kg"] = o.kg_loss_weight * transe_loss(x[h], self.transe_rel(r), x[t], x[neg])
+        return terms
