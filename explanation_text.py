@@ -11,6 +11,8 @@ shared profile, item-item link); any other path reads hop by hop.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kg.graph import INTERACTION_RELATION, KnowledgeGraph
 from kg.paths import KGPath, Node, PathIndex
 from kg.relation_labels import step_label
@@ -24,6 +26,33 @@ _PLURAL = {"stars": "star", "stars in": "star in", "has sequel": "have sequel", 
 
 def _flip(direction: str) -> str:
     return "in" if direction == "out" else "out"
+
+
+@dataclass(frozen=True)
+class ScoredPath:
+    """A path and ``drop``: ``s(user, item)`` minus the score with the path's edges masked."""
+
+    path: KGPath
+    drop: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why ``item`` for ``user``: the model's ``score`` and the ``paths`` that carry most of it (best first)."""
+
+    user: int
+    item: int
+    score: float
+    paths: list[ScoredPath]
+    candidates: int  # paths the search found (the model scored up to Explainer.candidates of them)
+    truncated: bool
+    seconds: float
+
+
+def rank_paths(paths: list[KGPath], drops: list[float], top: int) -> list[ScoredPath]:
+    """The ``top`` paths with a positive drop, largest drop first (ties: shorter, then earlier)."""
+    order = sorted(range(len(paths)), key=lambda k: (-drops[k], len(paths[k]), k))
+    return [ScoredPath(paths[k], drops[k]) for k in order if drops[k] > 0][:top]
 
 
 def both_phrase(label: str) -> str:

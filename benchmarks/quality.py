@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 
 from evaluation.protocol import EarlyStopping, SplitResult, TestEvaluator, ValidationEvaluator
 from evaluation.ranking import build_user_item_sets
+from evaluation.report_tables import ResourceMeter
 from gnn.baselines import BASELINES
 from gnn.graph_inputs import GraphInputs, build_graph_inputs
 from gnn.recommender import Batch, FittedRecommender, TrainableRecommender, make_score_fn
@@ -63,30 +63,6 @@ def make_fold(kg: KnowledgeGraph, seed: int, method: str = "random") -> Fold:
 
 def metrics(result: SplitResult) -> dict[str, float]:
     return {m: result.mean(m) for m in METRICS}
-
-
-class PeakRSS:
-    """Peak resident memory (MB) of this process while the ``with`` block runs (sampled every 20 ms)."""
-
-    def __enter__(self) -> PeakRSS:
-        self.peak, self._stop = _rss_mb(), threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, _rss_mb())
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss_mb())
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def train_bpr(model: TrainableRecommender, fold: Fold, lr: float, batch_size: int, l2: float, max_epochs: int,
@@ -164,7 +140,7 @@ def run_family(fam: Family, fold: Fold, args: argparse.Namespace, log: Callable[
         train_hp = {k: hp[k] for k in ("lr", "batch_size", "l2") if k in hp}
         opts = {k: v for k, v in hp.items() if k not in train_hp}
         model = BASELINES[fam.baseline](fold.inputs, embedding_dim=64, num_layers=3, **opts)
-        with PeakRSS() as mem:
+        with ResourceMeter() as mem:
             t0 = time.perf_counter()
             if isinstance(model, FittedRecommender):
                 model.fit(fold.inputs.train_user, fold.inputs.train_item, fold.inputs.num_users, fold.inputs.num_items)
@@ -174,7 +150,7 @@ def run_family(fam: Family, fold: Fold, args: argparse.Namespace, log: Callable[
         valid = metrics(fold.valid.evaluate(make_score_fn(model, fold.inputs)))
         log(f"{fam.row} seed {fold.seed} {hp}: valid {SELECT} {valid[SELECT]:.4f} ({info})")
         if best is None or valid[SELECT] > best[0]["valid"][SELECT]:
-            best = ({"hparams": hp, "valid": valid, **info, "peak_rss_mb": mem.peak}, model)
+            best = ({"hparams": hp, "valid": valid, **info, "peak_mem_mb": mem.peak_mem_mb}, model)
     result, model = best
     result["test"] = metrics(fold.test.evaluate(make_score_fn(model, fold.inputs), f"{fam.row}/seed{fold.seed}"))
     log(f"{fam.row} seed {fold.seed} selected {result['hparams']}: test {result['test']}")
@@ -185,7 +161,7 @@ def summarize(per_seed: dict[str, dict]) -> dict:
     """Mean and (population) std over seeds of every valid/test metric, epoch time and peak memory."""
     out: dict[str, dict] = {"mean": {}, "std": {}}
     runs = list(per_seed.values())
-    keys = [(p, m) for p in ("valid", "test") for m in METRICS] + [(None, "epoch_time_s"), (None, "peak_rss_mb")]
+    keys = [(p, m) for p in ("valid", "test") for m in METRICS] + [(None, "epoch_time_s"), (None, "peak_mem_mb")]
     for part, m in keys:
         vals = np.array([r[part][m] if part else r[m] for r in runs], dtype=np.float64)
         name = f"{part}/{m}" if part else m
@@ -216,7 +192,7 @@ def render(data: dict) -> str:
     """The markdown report of the merged JSON."""
     lines = ["# Recommendation quality (ml-100k)", "", data["protocol"], "",
              "| model | seeds | valid R@20 | valid N@20 | test R@10 | test N@10 | test R@20 | test N@20 "
-             "| epoch (s) | peak RSS (MB) | vs RecBole R@20 |", "|" + "---|" * 11]
+             "| epoch (s) | peak mem (MB) | vs RecBole R@20 |", "|" + "---|" * 11]
     for row, e in data["models"].items():
         mean, std = e["mean"], e["std"]
         cells = [f"{mean[k]:.4f} ± {std[k]:.4f}" for k in ("valid/recall@20", "valid/ndcg@20", "test/recall@10",
@@ -224,7 +200,7 @@ def render(data: dict) -> str:
         ref = REFERENCE.get(row)
         vs = f"{mean['test/recall@20'] / ref[0] - 1:+.1%}" if ref else ""
         lines.append(f"| {row} | {len(e['per_seed'])} | " + " | ".join(cells)
-                     + f" | {mean['epoch_time_s']:.2f} | {mean['peak_rss_mb']:.0f} | {vs} |")
+                     + f" | {mean['epoch_time_s']:.2f} | {mean['peak_mem_mb']:.0f} | {vs} |")
     lines += ["", "Selected hyper-parameters per seed:", ""]
     for row, e in data["models"].items():
         lines.append(f"- {row}: " + "; ".join(f"seed {s}: {r['hparams']}" for s, r in e["per_seed"].items()))

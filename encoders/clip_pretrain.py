@@ -200,7 +200,8 @@ def pretrain_clip(pairs: list[Pair], config: ClipPretrainConfig, out_path: str |
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         metrics = evaluate()
         r10 = metrics.get("image_to_text", {}).get("R@10", float("nan"))
-        history.append({"epoch": epoch, "train_loss": sum(losses) / max(1, len(losses)), "heldout_i2t_R@10": r10})
+        history.append({"epoch": epoch, "train_loss": sum(losses) / max(1, len(losses)), "heldout_i2t_R@10": r10,
+                        "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(time.process_time(), 1)})
         log.info("CLIP epoch %d: train loss %.4f, held-out image->text R@10 %.3f",
                  epoch, history[-1]["train_loss"], r10)
     train_seconds = time.perf_counter() - start

@@ -85,12 +85,11 @@ def train_module():
 
 
 def _model_name(c: dict[str, Any]) -> str:
-    cfg = c.get("config") or {}
-    return str(cfg.get("model") or c.get("model") or "?")
+    return str((c.get("config") or {}).get("model") or c.get("model") or "?")
 
 
 def _split_info(c: dict[str, Any]) -> dict[str, Any]:
-    info = c.get("split") or (c.get("config") or {}).get("split") or {}
+    info = c.get("split")
     return info if isinstance(info, dict) else {}
 
 
@@ -128,6 +127,7 @@ def check_id_maps(ck: dict[str, Any], kg: KnowledgeGraph, path: Path, kg_dir: Pa
 
 
 def ids_digest(ids: list[str]) -> str:
+    """sha256 of the ids joined by newlines (how checkpoints record the long entity id list)."""
     return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
 
 
@@ -140,27 +140,38 @@ def _file_sha256(path: Path) -> str:
 
 
 def rebuild_split(ck: dict[str, Any], kg: KnowledgeGraph, path: Path) -> Split:
+    """The split train.py used, rebuilt from the recorded method / ratios / seed (and checked on cold items)."""
     info = _split_info(ck)
     if "seed" not in info:
         raise CheckpointError(f"{path}: the checkpoint records no split seed")
-    return make_split(kg.interactions(), str(info.get("method", info.get("kind", "random"))),
-                      tuple(info.get("ratios", (0.8, 0.1, 0.1))), int(info["seed"]),
-                      float(info.get("cold_fraction", 0.1)))
+    split = make_split(kg.interactions(), str(info.get("method", info.get("kind", "random"))),
+                       tuple(info.get("ratios", (0.8, 0.1, 0.1))), int(info["seed"]),
+                       float(info.get("cold_fraction", 0.1)))
+    if "cold_items" in info and list(info["cold_items"]) != split.cold_items.tolist():
+        raise CheckpointError(f"{path}: the rebuilt {split.method} split holds other cold items than the recorded ones")
+    return split
 
 
 def load_features_for(ck: dict[str, Any], kg: KnowledgeGraph, kg_dir: Path, path: Path) -> dict[str, torch.Tensor]:
-    """The features the model was trained with, checked against the recorded encoder identities."""
+    """The features the model was trained with (train.py's loader on ``kg_dir``), checked against the
+    encoder identities the checkpoint records; no features when it records none."""
     identities = dict(ck.get("encoders") or {})
     if not identities:
         return {}
-    from encoders.features import FEATURES_DIR, load_features
-
-    feats = load_features(kg_dir / FEATURES_DIR, kg)
-    for key, ident in identities.items():
-        if feats.identities.get(key) != ident:
-            raise CheckpointError(f"{kg_dir / FEATURES_DIR}: feature {key!r} was made by "
-                                  f"{feats.identities.get(key)!r}, checkpoint {path} used {ident!r}")
-    return {k: v for k, v in feats.items() if k in identities or k.removesuffix("_mask") in identities}
+    train = train_module()
+    try:
+        cfg = train.TrainConfig(**{**(ck.get("config") or {}), "kg": str(kg_dir), "use_features": True})
+    except TypeError as e:
+        raise CheckpointError(f"{path}: config does not fit this train.py ({e})") from e
+    feats, found = train.load_features(cfg, kg)
+    if not feats:
+        raise CheckpointError(f"{kg_dir / 'features'}: no features, but checkpoint {path} was trained with "
+                              f"{', '.join(sorted(identities))}")
+    for key in sorted(set(identities) | set(found)):
+        if found.get(key) != identities.get(key):
+            raise CheckpointError(f"{kg_dir / 'features'}: feature {key!r} was made by {found.get(key)!r}, "
+                                  f"checkpoint {path} used {identities.get(key)!r}")
+    return feats
 
 
 def load_checkpoint(path: str | Path, kg_dir: str | Path | None = None, device: str = "cpu") -> LoadedCheckpoint:
@@ -180,23 +191,22 @@ def load_checkpoint(path: str | Path, kg_dir: str | Path | None = None, device: 
     sets = tuple(build_user_item_sets(p.user, p.item, nu, ni) for p in parts)
     feats = load_features_for(ck, kg, kg_path, path)
     inputs, model = build_model(ck, kg, parts[0], feats, path)
+    if isinstance(model, torch.nn.Module):
+        model.to(device)
     return LoadedCheckpoint(path, kg_path, ck, kg, split, sets, inputs, model, device,  # type: ignore[arg-type]
                             {"sha256": _file_sha256(path)})
 
 
 def build_model(ck: dict[str, Any], kg: KnowledgeGraph, train_part, feats: dict[str, torch.Tensor], path: Path):
-    """``(inputs, model)`` built by train.py's builders, with the checkpoint's weights loaded."""
+    """``(inputs, model)``: train.py's ``build_graph_inputs`` + ``build_model`` with the checkpoint's weights
+    (a fitted baseline, stored without weights, is refitted on the same training interactions)."""
     from gnn.graph_inputs import build_graph_inputs
 
     inputs = build_graph_inputs(kg, train_part, feats)
-    cfg = dict(ck.get("config") or {})
-    from gnn.baselines import BASELINES
-
-    name = _model_name(ck)
-    if name not in BASELINES:
-        raise CheckpointError(f"{path}: unknown model {name!r}")
-    model = BASELINES[name](inputs, embedding_dim=int(cfg.get("embedding_dim", 64)),
-                            num_layers=int(cfg.get("num_layers", 3)), **dict(cfg.get("baseline_options") or {}))
+    try:
+        model = train_module().build_model(dict(ck.get("config") or {"model": _model_name(ck)}), inputs)
+    except MMKGError as e:
+        raise CheckpointError(f"{path}: {e}") from e
     if isinstance(model, FittedRecommender):
         model.fit(inputs.train_user, inputs.train_item, inputs.num_users, inputs.num_items)
     else:

@@ -59,3 +59,16 @@ def mean_aggregation_matrix(src: Tensor, dst: Tensor, num_src: int, num_dst: int
     deg = np.bincount(s, minlength=num_src).astype(np.float64)
     val = (1.0 / np.maximum(deg[s], 1.0)).astype(np.float32)
     return csr_from_coo(s, d, val, (num_src, num_dst)).to(src.device)
+
+
+NEIGHBOR_SAMPLING_BACKENDS = ("pyg_lib", "torch_sparse")
+
+
+def neighbor_sampling_backend() -> str | None:
+    """The first importable neighbour-sampling backend (``pyg_lib`` or ``torch_sparse``), else ``None``."""
+    import importlib.util
+
+    for name in NEIGHBOR_SAMPLING_BACKENDS:
+        if importlib.util.find_spec(name) is not None:
+            return name
+    return None

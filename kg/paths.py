@@ -66,6 +66,23 @@ class PathSearch:
     seconds: float
 
 
+def path_pairs(path: KGPath) -> list[tuple[Node, Node]]:
+    """The hops of ``path`` as node pairs."""
+    return list(zip(path.nodes[:-1], path.nodes[1:], strict=True))
+
+
+def pick_candidates(paths: list[KGPath], limit: int, per_shape: int = 2) -> list[KGPath]:
+    """Up to ``limit`` of ``paths`` (kept in order), at most ``per_shape`` of one shape (node types and
+    relations) before the others: a spread of kinds of reasons for a model to score."""
+    counts: dict[tuple, int] = {}
+    first, later = [], []
+    for p in paths:
+        key = tuple(t for t, _ in p.nodes) + p.steps
+        counts[key] = counts.get(key, 0) + 1
+        (first if counts[key] <= per_shape else later).append(p)
+    return (first + later)[:limit]
+
+
 def _relation_order(name: str) -> tuple[int, str]:
     return ("." in name or "/" in name, name)
 

@@ -37,6 +37,7 @@ def kg_stats(kg: KnowledgeGraph) -> dict:
         "nodes": {t: kg.num_nodes(t) for t in NODE_TYPES},
         "relations": relations,
         "relation_edges": sum(r["edges"] for r in relations),
+        "relation_edges_by_namespace": _edges_by_namespace(kg, relations),
         "interactions": {
             "count": len(inter),
             "with_rating": int(np.count_nonzero(~np.isnan(inter.rating))),
@@ -51,6 +52,20 @@ def kg_stats(kg: KnowledgeGraph) -> dict:
     }
 
 
+def _namespace(iri: str) -> str:
+    """The namespace of a predicate IRI: everything up to its last '#' or '/' ('' for a bare name)."""
+    cut = max(iri.rfind("#"), iri.rfind("/"))
+    return iri[: cut + 1] if cut >= 0 else ""
+
+
+def _edges_by_namespace(kg: KnowledgeGraph, relations: list[dict]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for r in relations:
+        ns = _namespace(kg.relation_iris.get(r["relation"], r["relation"])) or "(no namespace)"
+        totals[ns] = totals.get(ns, 0) + r["edges"]
+    return dict(sorted(totals.items()))
+
+
 def format_stats(stats: dict) -> str:
     """A plain-text rendering of :func:`kg_stats`'s dict."""
     nodes = stats["nodes"]
@@ -63,6 +78,8 @@ def format_stats(stats: dict) -> str:
         width = max(len(r["relation"]) for r in stats["relations"])
         lines += [f"  {r['relation']:<{width}}  {r['src']:>6} -> {r['dst']:<6} {r['edges']:>12,}"
                   for r in stats["relations"]]
+    for ns, n in stats.get("relation_edges_by_namespace", {}).items():
+        lines.append(f"  namespace {ns}: {n:,} edges")
     lines.append(f"interactions: {inter['count']:,} (with rating {inter['with_rating']:,}, with timestamp "
                  f"{inter['with_timestamp']:,}; {inter['users']:,} users, {inter['items']:,} items)")
     lines.append("degree (relations + interactions):")

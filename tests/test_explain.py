@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from explanation_scoring import Explainer, mask_pairs, path_pairs, pick_candidates
+from explanation_scoring import Explainer, mask_pairs
 from explanation_text import NodeNamer, explanation_sentences, path_reason
 from gnn.graph_inputs import GraphInputs, build_graph_inputs
 from gnn.recommender import TrainableRecommender
 from kg.graph import KnowledgeGraph
-from kg.paths import KGPath, PathIndex
+from kg.paths import KGPath, PathIndex, path_pairs, pick_candidates
 
 
 class TinyKGModel(TrainableRecommender):
@@ -105,7 +105,7 @@ def test_masked_scores_equal_a_graph_built_without_the_path() -> None:
         same_ids = torch.tensor([inputs.relation_names.index(n) for n in reduced.relation_names], dtype=torch.long)
         reduced.kg_rel = same_ids[reduced.kg_rel]  # a relation may vanish with its last edge: keep the model's ids
         expected = model.score_fn(reduced)(torch.tensor([ann]))[0, bug]
-        assert explainer.score_masked(ann, bug, path_pairs(path)) == pytest.approx(float(expected), abs=1e-5)
+        assert explainer.masked(ann, bug, [path_pairs(path)])[0] == pytest.approx(float(expected), abs=1e-5)
     masked = mask_pairs(inputs, path_pairs(paths[0]))
     assert masked.kg_head.shape[0] + masked.train_user.shape[0] + masked.profile_user.shape[0] < (
         inputs.kg_head.shape[0] + inputs.train_user.shape[0] + inputs.profile_user.shape[0])
@@ -124,30 +124,64 @@ def test_explain_ranks_paths_by_model_drop() -> None:
     assert ex.candidates == len(all_paths)
     # a masked path changes the score unlike an unrelated edge
     assert max(abs(d) for d in drops) > 1e-4
-    assert explainer.score_masked(ann, bug, []) == pytest.approx(ex.score)
+    assert explainer.masked(ann, bug, [[]]) == pytest.approx([ex.score])
+
+
+def assert_fast_equals_forward(kg, train, inputs, model, fast) -> None:
+    index = PathIndex(kg, train)
+    slow = Explainer(kg, index, inputs, score_for(model))
+    quick = Explainer(kg, index, inputs, score_for(model), fast)
+    checked = set()
+    for user in range(kg.num_nodes("user")):
+        for item in range(kg.num_nodes("item")):
+            paths = index.find_paths(user, item).paths
+            if paths:
+                assert quick.drops(user, item, paths) == pytest.approx(slow.drops(user, item, paths), abs=1e-5)
+                checked |= {frozenset(split_kinds(p)) for p in paths}
+    assert {"interaction", "kg", "profile"} <= set().union(*checked)  # every kind of masked edge was exercised
+    assert quick.masked(0, 1, [[]]) == pytest.approx([float(slow.scores(0)[1])], abs=1e-5)
+
+
+def split_kinds(path: KGPath) -> set[str]:
+    kinds = {frozenset({"user", "item"}): "interaction", frozenset({"user", "entity"}): "profile"}
+    return {kinds.get(frozenset({a[0], b[0]}), "kg") for a, b in path_pairs(path)}
 
 
 def test_fast_lightgcn_masking_equals_a_full_forward() -> None:
-    from explanation_scoring import LightGCNMaskedScores
+    from explanation_scoring import MaskedScores
     from gnn.lightgcn_baseline import LightGCNBaseline
 
     kg, train, inputs, _ = setup()
     torch.manual_seed(3)
     model = LightGCNBaseline(inputs.num_users, inputs.num_items, 8, 3).eval()
-    fast = LightGCNMaskedScores.for_model(model, inputs)
-    assert fast is not None and LightGCNMaskedScores.for_model(TinyKGModel(inputs), inputs) is None
-    index = PathIndex(kg, train)
-    slow = Explainer(kg, index, inputs, score_for(model))
-    quick = Explainer(kg, index, inputs, score_for(model), fast)
-    checked = 0
-    for user in range(kg.num_nodes("user")):
-        for item in range(kg.num_nodes("item")):
-            paths = index.find_paths(user, item).paths
-            if paths:
-                assert quick.drops(user, item, paths) == pytest.approx(slow.drops(user, item, paths), abs=1e-6)
-                checked += len(paths)
-    assert checked > 20
-    assert fast(0, 1, [[]]) == pytest.approx([float(slow.scores(0)[1])], abs=1e-6)
+    fast = MaskedScores.for_model(model, inputs)
+    assert fast is not None and MaskedScores.for_model(TinyKGModel(inputs), inputs) is None
+    assert_fast_equals_forward(kg, train, inputs, model, fast)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_fast_mmkg_masking_equals_a_full_forward(normalize: bool) -> None:
+    from explanation_scoring import MaskedScores
+    from gnn.mmkg_model import MMKGModel, MMKGOptions
+
+    kg, train, _, _ = setup()
+    g = torch.Generator().manual_seed(1)
+    n_items, n_ent, n_users = (kg.num_nodes(t) for t in ("item", "entity", "user"))
+    feats = {"item.text": torch.randn(n_items, 6, generator=g), "item.text_mask": torch.arange(n_items) != 2,
+             "entity.text": torch.randn(n_ent, 5, generator=g), "user.profile_text": torch.randn(n_users, 4,
+                                                                                                generator=g)}
+    inputs = build_graph_inputs(kg, train, feats)
+    torch.manual_seed(0)
+    model = MMKGModel.from_inputs(inputs, MMKGOptions(embedding_dim=8, num_layers=2, kg_layers=2,
+                                                      normalize=normalize, use_image=False, use_clip_text=False))
+    assert set(model.user_encoder.modalities) == {"content", "profile_text"}
+    with torch.no_grad():
+        model.context.weight.normal_()  # make the item-item term matter
+    model.eval()
+    fast = MaskedScores.for_model(model, inputs)
+    assert fast is not None and fast.kg_h is not None
+    assert MaskedScores.for_model(model.train(), inputs) is None  # training mode: dropout, no exact mirror
+    assert_fast_equals_forward(kg, train, inputs, model.eval(), fast)
 
 
 def test_no_path_is_said_plainly() -> None:

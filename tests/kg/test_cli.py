@@ -146,3 +146,9 @@ def test_kg_stats_by_hand():
     assert s["isolated"] == {"user": 0, "item": 0, "entity": 1}
     assert (s["items_without_text"], s["items_without_image"]) == (1, 1)
     assert "entity min 0  median 1  mean 1.00  max 2  isolated 1" in format_stats(s)
+    assert s["relation_edges_by_namespace"] == {"(no namespace)": 2}
+    g.add_triple("item", "i1", "film.film.genre", "entity", "g1")
+    g.relation_iris["film.film.genre"] = "http://rdf.freebase.com/ns/film.film.genre"
+    by_ns = kg_stats(g)["relation_edges_by_namespace"]
+    assert by_ns == {"(no namespace)": 2, "http://rdf.freebase.com/ns/": 1}
+    assert "namespace http://rdf.freebase.com/ns/: 1 edges" in format_stats(kg_stats(g))
