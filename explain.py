@@ -13,6 +13,10 @@ database holding the KG (see :mod:`kg.neo4j_paths`).
 
 Users and items are named by external id or its last path segment (``196`` for
 ``http://mmkgrec.dev/movielens/user/196``). Bad input -> ``error: <msg>`` on stderr, exit 2.
+
+:class:`Explainer` is the pipeline behind both: candidate paths from :class:`kg.paths.PathIndex` (on the
+split's TRAINING interactions), scored by the model's score drop when masked
+(:mod:`explanation_scoring`), the best ones kept; :func:`load_explainer` builds it from a checkpoint.
 """
 
 from __future__ import annotations
@@ -22,15 +26,71 @@ import json
 import os
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
+from explanation_scoring import Pairs, ScoreFor, mask_pairs, model_scorers
+from explanation_text import Explanation, NodeNamer, explanation_json, explanation_sentences, node_json, rank_paths
+from gnn.graph_inputs import GraphInputs
 from kg.errors import MMKGError
 from kg.graph import KnowledgeGraph
-from kg.relation_labels import step_label
+from kg.paths import KGPath, PathIndex, path_pairs, pick_candidates
 
 FORMATS = ("text", "json", "png")
+
+
+class Explainer:
+    """Explanation paths for one model: ``index`` on the TRAINING interactions, the model's ``inputs``,
+    ``score_for(inputs) -> score_fn``, optional exact ``masked_scores(user, item, [pairs, ...])``,
+    ``candidates`` scored per item, ``search`` options of :meth:`PathIndex.find_paths`."""
+
+    def __init__(self, kg: KnowledgeGraph, index: PathIndex, inputs: GraphInputs, score_for: ScoreFor,
+                 masked_scores: Callable[[int, int, list[Pairs]], list[float]] | None = None,
+                 candidates: int = 8, **search) -> None:
+        self.kg, self.index, self.inputs, self.score_for = kg, index, inputs, score_for
+        self.masked_scores, self.candidates, self.search = masked_scores, candidates, search
+        self._base, self._cache = score_for(inputs), (-1, torch.zeros(0))
+
+    def scores(self, user: int) -> Tensor:
+        """The model's scores ``[I]`` of every item for ``user`` (unmasked graph)."""
+        if self._cache[0] != user:
+            with torch.no_grad():
+                self._cache = (user, self._base(torch.tensor([user])).reshape(-1).float().cpu())
+        return self._cache[1]
+
+    def masked(self, user: int, item: int, masks: list[Pairs]) -> list[float]:
+        """``s(user, item)`` with every edge between each mask's node pairs removed (one score per mask)."""
+        with torch.no_grad():
+            if self.masked_scores is not None:
+                return list(self.masked_scores(user, item, masks))
+            return [float(self.score_for(mask_pairs(self.inputs, m))(torch.tensor([user]))[0, item]) for m in masks]
+
+    def drops(self, user: int, item: int, paths: list[KGPath]) -> list[float]:
+        """Score drop of each path (its edges masked)."""
+        base = float(self.scores(user)[item])
+        return [base - v for v in self.masked(user, item, [path_pairs(p) for p in paths])] if paths else []
+
+    def explain(self, user: int, item: int, top: int = 3) -> Explanation:
+        """The ``top`` candidates by score drop (> 0 only); none -> an empty list, never an invented path."""
+        t0 = time.perf_counter()
+        found = self.index.find_paths(user, item, **self.search)
+        cands = pick_candidates(found.paths, self.candidates)
+        return Explanation(user, item, float(self.scores(user)[item]), rank_paths(cands, self.drops(user, item, cands),
+                           top), len(found.paths), found.truncated, time.perf_counter() - t0)
+
+
+def load_explainer(checkpoint, kg_dir=None, device: str = "cpu", candidates: int = 8, **search):
+    """``(loaded checkpoint, Explainer)``: the checkpoint's KG and model (:mod:`evaluation.checkpoint_scoring`),
+    a path index on its split's TRAINING interactions, the model's scorers (:func:`model_scorers`)."""
+    from evaluation.checkpoint_scoring import load_checkpoint
+
+    ck = load_checkpoint(checkpoint, kg_dir, device=device)
+    index = PathIndex(ck.kg, ck.split.parts(ck.kg.interactions())[0])
+    return ck, Explainer(ck.kg, index, ck.inputs, *model_scorers(ck), candidates=candidates, **search)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -84,26 +144,6 @@ def resolve_id(kg: KnowledgeGraph, ntype: str, text: str) -> int:
     raise MMKGError(f"unknown {ntype} id {text!r}")
 
 
-def _node_json(kg: KnowledgeGraph, namer, node) -> dict:
-    return {"type": node[0], "index": node[1], "id": kg.ids(node[0])[node[1]], "name": namer.name(node)}
-
-
-def explanation_json(kg: KnowledgeGraph, namer, ex, rank: int | None = None) -> dict:
-    from explanation_text import explanation_sentences, path_reason
-
-    paths = []
-    for sp in ex.paths:
-        p = sp.path
-        paths.append({"drop": sp.drop, "prior": p.prior, "hops": len(p),
-                      "nodes": [_node_json(kg, namer, n) for n in p.nodes],
-                      "steps": [{"relation": r, "direction": d, "label": step_label(r, d)} for r, d in p.steps],
-                      "text": path_reason(namer, p)})
-    return {"item": _node_json(kg, namer, ("item", ex.item)), "rank": rank, "score": ex.score,
-            "candidates": ex.candidates, "truncated": ex.truncated, "seconds": round(ex.seconds, 4),
-            "paths": paths,
-            "text": explanation_sentences(namer, ex.item, [sp.path for sp in ex.paths], ex.candidates)}
-
-
 def _write(out: Path | None, text: str) -> None:
     if out is None:
         sys.stdout.write(text)
@@ -122,8 +162,6 @@ def _write(out: Path | None, text: str) -> None:
 def _load(args: argparse.Namespace):
     if args.paths < 1 or args.max_hops < 2 or args.candidates < 1:
         raise MMKGError("--paths and --candidates must be >= 1 and --max-hops >= 2")
-    from explanation_scoring import load_explainer
-
     ck, explainer = load_explainer(args.checkpoint, args.kg, args.device, candidates=args.candidates,
                                    max_hops=args.max_hops)
     return ck, explainer, resolve_id(ck.kg, "user", args.user)
@@ -135,9 +173,6 @@ def _seen(ck, user: int) -> torch.Tensor:
 
 
 def _neo4j_explanation(args: argparse.Namespace, explainer, user: int, item: int):
-    import time
-
-    from explanation_scoring import Explanation, pick_candidates, rank_paths
     from kg.neo4j_paths import find_paths_neo4j
 
     if not (args.neo4j_user and args.neo4j_password):
@@ -152,8 +187,6 @@ def _neo4j_explanation(args: argparse.Namespace, explainer, user: int, item: int
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from explanation_text import NodeNamer, explanation_sentences
-
     if args.format == "png" and args.out is None:
         raise MMKGError("--format png needs --out FILE.png")
     ck, explainer, user = _load(args)
@@ -170,7 +203,7 @@ def run_explain(args: argparse.Namespace) -> int:
     exps = [(_neo4j_explanation(args, explainer, user, i) if args.neo4j else explainer.explain(user, i, args.paths))
             for i in items]
     if args.format == "json":
-        doc = {"user": _node_json(kg, namer, ("user", user)), "checkpoint": str(args.checkpoint),
+        doc = {"user": node_json(kg, namer, ("user", user)), "checkpoint": str(args.checkpoint),
                "explanations": [explanation_json(kg, namer, ex, r) for ex, r in zip(exps, ranks, strict=True)]}
         _write(args.out, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     elif args.format == "png":
@@ -194,7 +227,6 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
-    from explanation_text import NodeNamer, explanation_sentences
     from kg.constraints import ItemConstraints, constrained_top_k
 
     if args.k < 1:
@@ -206,7 +238,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     namer = NodeNamer(kg, explainer.index, user)
     rows = []
     for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), 1):
-        row = {"rank": rank, "item": _node_json(kg, namer, ("item", item)), "score": score}
+        row = {"rank": rank, "item": node_json(kg, namer, ("item", item)), "score": score}
         if args.explain:
             ex = explainer.explain(user, item, args.paths)
             paths = [sp.path for sp in ex.paths]
@@ -214,7 +246,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         rows.append(row)
     note = "" if len(rows) == args.k else f"only {len(rows)} items satisfy the constraints"
     if args.format == "json":
-        doc = {"user": _node_json(kg, namer, ("user", user)), "constraints": rules.describe(), "k": args.k,
+        doc = {"user": node_json(kg, namer, ("user", user)), "constraints": rules.describe(), "k": args.k,
                "recommendations": rows, **({"note": note} if note else {})}
         _write(args.out, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
         return 0

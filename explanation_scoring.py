@@ -2,14 +2,12 @@
 edge between two consecutive nodes of the path (interactions, KG triples both ways, profile edges, parallel
 edges included) leaves the propagation graph (:func:`mask_pairs`): exact for the collaborative + KG
 propagation, for any model by a forward on the masked inputs, or by :class:`MaskedScores` (LightGCN, the
-MMKG model), which recomputes only what a mask changes and equals the forward (tested). Candidates come
-from :class:`kg.paths.PathIndex`; the top ones by drop (> 0 only) explain. :func:`load_explainer` wires a
-``train.py`` checkpoint, its KG and its split's TRAINING interactions together."""
+MMKG model), which recomputes only what a mask changes and equals the forward (tested).
+:func:`model_scorers` wires a loaded ``train.py`` checkpoint to both; ``explain.Explainer`` uses them."""
 
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
@@ -17,11 +15,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
-from explanation_text import Explanation, rank_paths
 from gnn.adjacency import normalized_bipartite_adjacency
 from gnn.graph_inputs import GraphInputs, _user_content
-from kg.graph import KnowledgeGraph
-from kg.paths import KGPath, Node, PathIndex, path_pairs, pick_candidates
+from gnn.mmkg_model import kept_entities
+from kg.paths import Node
 
 ScoreFor = Callable[[GraphInputs], Callable[[Tensor], Tensor]]
 Pairs = list[tuple[Node, Node]]
@@ -134,16 +131,24 @@ class MaskedScores:
         self.ent, self.user_ego, self.item_kg = out.get("entity_ego"), out["user_ego"], out["item_kg"]
         self.x = torch.cat([self.user_ego, self.item_kg])
         self.hist, self.prof = (_csr_rows(k, self.inp.num_users) for k in (self.inp.train_user, self.inp.profile_user))
-        h, t, n = self.inp.kg_head, self.inp.kg_tail, self.inp.num_kg_nodes
-        if model.kg is not None and self.ent is not None and h.numel():  # KnowledgePropagation.forward, eval mode
-            self.kg_h, kp = [torch.cat([out["item_ego"], self.ent])], model.kg
-            self.kg_scale = self.kg_h[0].norm(dim=-1, keepdim=True).mean()
-            for layer in kp.layers:
-                self.kg_h.append(F.normalize(layer(self.kg_h[-1], kp.rel_emb.weight, h, t, self.inp.kg_rel), dim=-1)
-                                 * self.kg_scale)
-            self.in_edges, self.out_edges = _csr_rows(h, n), _csr_rows(t, n)
-            self.pair_key, self.pair_order = torch.sort(torch.minimum(h, t) * n + torch.maximum(h, t))
-            assert torch.allclose(torch.stack(self.kg_h).mean(0)[: self.inp.num_items], self.item_kg, atol=1e-5)
+        kept = kept_entities(self.inp, model.options)
+        self.remap = torch.full((self.inp.num_entities,), -1, dtype=torch.long)
+        self.remap[kept] = torch.arange(kept.numel())  # entity -> row of entity_ego (the trained kept set)
+        st = model._cached("structure", self.inp, lambda: model._structure(self.inp))
+        if model.kg is not None and self.ent is not None and "slots" in st:  # KnowledgePropagation.forward
+            ni, (h, t) = self.inp.num_items, (self._local(e) for e in (self.inp.kg_head, self.inp.kg_tail))
+            ok = (h >= 0) & (t >= 0)
+            self.kg_edges = (h[ok], t[ok], self.inp.kg_rel[ok])  # model-local ids, the kept entities' edges
+            n = ni + kept.numel()
+            self.pair_key, self.pair_order = torch.sort(torch.minimum(h[ok], t[ok]) * n + torch.maximum(h[ok], t[ok]))
+            self.in_edges, self.out_edges = _csr_rows(h[ok], n), _csr_rows(t[ok], n)
+            self.kg_h = [torch.cat([out["item_ego"], self.ent])]
+            self.kg_scale = self.kg_h[0].norm(dim=-1, keepdim=True).mean().clamp(min=1e-6)
+            for k, layer in enumerate(model.kg.layers):
+                g = st["slots"][1 if k == len(model.kg.layers) - 1 else 0]
+                new = F.normalize(layer(self.kg_h[-1], model.kg.rel_emb.weight, g), dim=-1) * self.kg_scale
+                self.kg_h.append(torch.where(g.has_edges.unsqueeze(1), new, self.kg_h[-1][: g.num_heads]))
+            assert torch.allclose(torch.stack([x[:ni] for x in self.kg_h]).mean(0), self.item_kg, atol=1e-5)
         probe = torch.arange(min(self.inp.num_users, 64))
         assert torch.allclose(self._user_rows(probe, set(), set()), self.user_ego[probe], atol=1e-5)
 
@@ -163,33 +168,47 @@ class MaskedScores:
         except (AssertionError, AttributeError, KeyError):
             return None
 
+    def _local(self, node: Tensor) -> Tensor:
+        """KG-index nodes -> the model's local ids (items, then kept entities); -1 for a pruned entity."""
+        ni = self.inp.num_items
+        return torch.where(node < ni, node, torch.where(self.remap[(node - ni).clamp(min=0)] >= 0,
+                                                        self.remap[(node - ni).clamp(min=0)] + ni, -1))
+
     def _kg_delta(self, kgp: set) -> tuple[Tensor, Tensor]:
-        """Changed items and their ``item_kg`` change ``[k, d]`` when the KG pairs ``kgp`` are masked."""
+        """Changed items and their ``item_kg`` change ``[k, d]`` when the KG pairs ``kgp`` are masked (the
+        kept entities stay as trained): each layer is rerun, with the model's own slot graph and layer, for
+        the nodes whose input or neighbourhood changed, on their remaining in-edges only."""
         if not kgp or self.kg_h is None:
             return torch.zeros(0, dtype=torch.long), torch.zeros(0, self.x.shape[1])
-        n, inp, kp = self.inp.num_kg_nodes, self.inp, self.m.kg
-        keys = torch.tensor([a * n + b for a, b in kgp])
+        from gnn.kg_propagation import build_slot_graph
+
+        (head, tail, rel), kp, ni, n = self.kg_edges, self.m.kg, self.inp.num_items, self.kg_h[0].shape[0]
+        pairs = self._local(torch.tensor(sorted(kgp)).reshape(-1)).reshape(-1, 2)
+        keys = (pairs.min(1).values * n + pairs.max(1).values)[(pairs >= 0).all(1)]
         lo, hi = torch.searchsorted(self.pair_key, keys), torch.searchsorted(self.pair_key, keys, right=True)
-        dead = torch.zeros(inp.kg_head.shape[0], dtype=torch.bool)
-        dead[torch.cat([self.pair_order[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])] = True
-        changed = torch.unique(torch.cat([inp.kg_head[dead], inp.kg_tail[dead]]))
-        new = [(changed[:0], self.kg_h[0][:0])]  # per layer: (nodes whose output changed, their new rows)
+        dead = torch.zeros(head.shape[0], dtype=torch.bool)
+        dead[torch.cat([self.pair_order[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)] + [
+            torch.zeros(0, dtype=torch.long)])] = True
+        changed, x_in, news = torch.zeros(0, dtype=torch.long), self.kg_h[0], [None]
         for k, layer in enumerate(kp.layers, 1):
-            if k > 1:  # a changed node changes the layer's output at its out-neighbours
-                reach = _gather(*self.out_edges, changed)
-                changed = torch.unique(torch.cat([changed, inp.kg_head[reach[~dead[reach]]]]))
-            edges = _gather(*self.in_edges, changed)
+            reach = _gather(*self.out_edges, changed)
+            heads = torch.unique(torch.cat([changed, head[dead], head[reach[~dead[reach]]]]))
+            heads = heads[heads < self.kg_h[k].shape[0]]
+            edges = _gather(*self.in_edges, heads)
             edges = edges[~dead[edges]]
-            local = torch.unique(torch.cat([changed, inp.kg_tail[edges]]))
-            h_in = self.kg_h[k - 1][local].clone()
-            h_in[torch.searchsorted(local, new[-1][0])] = new[-1][1]
-            head, tail = (torch.searchsorted(local, e[edges]) for e in (inp.kg_head, inp.kg_tail))
-            out = layer(h_in, kp.rel_emb.weight, head, tail, inp.kg_rel[edges])[torch.searchsorted(local, changed)]
-            new.append((changed, F.normalize(out, dim=-1) * self.kg_scale))
-        items = changed[changed < self.inp.num_items]
+            local = torch.unique(torch.cat([heads, tail[edges]]))
+            g = build_slot_graph(torch.searchsorted(local, head[edges]), torch.searchsorted(local, tail[edges]),
+                                 rel[edges], local.shape[0], kp.num_relations)
+            pos = torch.searchsorted(local, heads)
+            out = F.normalize(layer(x_in[local], kp.rel_emb.weight, g)[pos], dim=-1) * self.kg_scale
+            rows = torch.where(g.has_edges[pos].unsqueeze(1), out, x_in[heads])
+            news.append((heads, rows))
+            changed, x_in = heads, self.kg_h[k].clone()
+            x_in[heads] = rows
+        items = changed[changed < ni] if news[-1] is not None else changed
         total = self.kg_h[0][items].clone()
         for k in range(1, len(self.kg_h)):
-            vals, (nodes, rows) = self.kg_h[k][items].clone(), new[k]
+            vals, (nodes, rows) = self.kg_h[k][items].clone(), news[k]
             hit = torch.isin(items, nodes)
             vals[hit] = rows[torch.searchsorted(nodes, items[hit])]
             total += vals
@@ -212,7 +231,7 @@ class MaskedScores:
             ents = [[e for e in inp.profile_entity[_gather(*self.prof, torch.tensor([u]))].tolist()
                      if (u, e) not in prof] for u in users.tolist()]
             ego = ego + self.m.profile_proj(torch.stack(
-                [self.ent[es].mean(0) if es else torch.zeros(self.ent.shape[1]) for es in ents]))
+                [self.ent[self.remap[es]].mean(0) if es else torch.zeros(self.ent.shape[1]) for es in ents]))
         return ego
 
     def __call__(self, user: int, item: int, masks: list[Pairs]) -> list[float]:
@@ -238,59 +257,15 @@ class MaskedScores:
         return out
 
 
-class Explainer:
-    """Explanation paths for one model: ``index`` on the TRAINING interactions, the model's ``inputs``,
-    ``score_for(inputs) -> score_fn``, optional exact ``masked_scores(user, item, [pairs, ...])``,
-    ``candidates`` scored per item, ``search`` options of :meth:`PathIndex.find_paths`."""
-
-    def __init__(self, kg: KnowledgeGraph, index: PathIndex, inputs: GraphInputs, score_for: ScoreFor,
-                 masked_scores: Callable[[int, int, list[Pairs]], list[float]] | None = None,
-                 candidates: int = 8, **search) -> None:
-        self.kg, self.index, self.inputs, self.score_for = kg, index, inputs, score_for
-        self.masked_scores, self.candidates, self.search = masked_scores, candidates, search
-        self._base, self._cache = score_for(inputs), (-1, torch.zeros(0))
-
-    def scores(self, user: int) -> Tensor:
-        """The model's scores ``[I]`` of every item for ``user`` (unmasked graph)."""
-        if self._cache[0] != user:
-            with torch.no_grad():
-                self._cache = (user, self._base(torch.tensor([user])).reshape(-1).float().cpu())
-        return self._cache[1]
-
-    def masked(self, user: int, item: int, masks: list[Pairs]) -> list[float]:
-        """``s(user, item)`` with every edge between each mask's node pairs removed (one score per mask)."""
-        with torch.no_grad():
-            if self.masked_scores is not None:
-                return list(self.masked_scores(user, item, masks))
-            return [float(self.score_for(mask_pairs(self.inputs, m))(torch.tensor([user]))[0, item]) for m in masks]
-
-    def drops(self, user: int, item: int, paths: list[KGPath]) -> list[float]:
-        """Score drop of each path (its edges masked)."""
-        base = float(self.scores(user)[item])
-        return [base - v for v in self.masked(user, item, [path_pairs(p) for p in paths])] if paths else []
-
-    def explain(self, user: int, item: int, top: int = 3) -> Explanation:
-        """The ``top`` candidates by score drop (> 0 only); none -> an empty list, never an invented path."""
-        t0 = time.perf_counter()
-        found = self.index.find_paths(user, item, **self.search)
-        cands = pick_candidates(found.paths, self.candidates)
-        return Explanation(user, item, float(self.scores(user)[item]), rank_paths(cands, self.drops(user, item, cands),
-                           top), len(found.paths), found.truncated, time.perf_counter() - t0)
-
-
-def load_explainer(checkpoint, kg_dir=None, device: str = "cpu", candidates: int = 8, **search):
-    """``(checkpoint, Explainer)``: the KG, the split's TRAINING interactions (path index), the model's inputs
-    and weights (:mod:`evaluation.checkpoint_scoring`); a fitted model is refitted on masked interactions."""
-    from evaluation.checkpoint_scoring import load_checkpoint
+def model_scorers(ck) -> tuple[ScoreFor, Callable[[int, int, list[Pairs]], list[float]] | None]:
+    """``(score_for, masked_scores)`` of a loaded checkpoint (:mod:`evaluation.checkpoint_scoring`): the model
+    run on (masked) inputs, and its fast exact masked scorer when there is one. A fitted (closed-form) model
+    is refitted on the masked training interactions."""
     from gnn.recommender import TrainableRecommender
 
-    ck = load_checkpoint(checkpoint, kg_dir, device=device)
-    index = PathIndex(ck.kg, ck.split.parts(ck.kg.interactions())[0])
     if isinstance(ck.model, TrainableRecommender):
-        score_for, fast = ck.score_fn, MaskedScores.for_model(ck.model.eval(), ck.inputs)
-    else:
-        score_for, fast = (lambda inputs: _refit(ck.model, inputs)), None
-    return ck, Explainer(ck.kg, index, ck.inputs, score_for, fast, candidates=candidates, **search)
+        return ck.score_fn, MaskedScores.for_model(ck.model.eval(), ck.inputs)
+    return (lambda inputs: _refit(ck.model, inputs)), None
 
 
 def _refit(model, inputs: GraphInputs):

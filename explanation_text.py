@@ -6,7 +6,8 @@ Items read as their title, named entities as their label, an unnamed entity (a F
 graph description from :func:`encoders.entity_descriptions.describe_entities` (computed once, lazily),
 other users as ``user <id>``, and the explained user as ``you``. Relations read through
 :func:`kg.relation_labels.step_label`. Common path shapes have templates (shared entity, similar user,
-shared profile, item-item link); any other path reads hop by hop.
+shared profile, item-item link); any other path reads hop by hop. Also here: what an explanation is
+(:class:`Explanation`: :class:`ScoredPath` s, best first) and its JSON form (:func:`explanation_json`).
 """
 
 from __future__ import annotations
@@ -178,3 +179,22 @@ def explanation_sentences(namer: NodeNamer, item: int, paths: list[KGPath], foun
     out = [f"Recommended {title} because {path_reason(namer, paths[0])}."]
     out += [f"Also: {path_reason(namer, p)}." for p in paths[1:]]
     return out
+
+
+def node_json(kg: KnowledgeGraph, namer: NodeNamer, node: Node) -> dict:
+    return {"type": node[0], "index": node[1], "id": kg.ids(node[0])[node[1]], "name": namer.name(node)}
+
+
+def explanation_json(kg: KnowledgeGraph, namer: NodeNamer, ex: Explanation, rank: int | None = None) -> dict:
+    """An explanation as JSON-ready data: item, score, paths (nodes, steps, labels, drop, words)."""
+    paths = []
+    for sp in ex.paths:
+        p = sp.path
+        paths.append({"drop": sp.drop, "prior": p.prior, "hops": len(p),
+                      "nodes": [node_json(kg, namer, n) for n in p.nodes],
+                      "steps": [{"relation": r, "direction": d, "label": step_label(r, d)} for r, d in p.steps],
+                      "text": path_reason(namer, p)})
+    return {"item": node_json(kg, namer, ("item", ex.item)), "rank": rank, "score": ex.score,
+            "candidates": ex.candidates, "truncated": ex.truncated, "seconds": round(ex.seconds, 4),
+            "paths": paths,
+            "text": explanation_sentences(namer, ex.item, [sp.path for sp in ex.paths], ex.candidates)}

@@ -45,8 +45,7 @@ class TrainConfig:
     use_item_item: bool = True  # FISM-style learned item-item term (user = + sum of history context vectors)
     normalize: bool = False  # L2-normalise final embeddings (cosine scores; pair with softmax_temperature)
     feature_dropout: float = 0.0  # dropout on input features
-    kg_edge_dropout: float = 0.0  # share of KG edges dropped per training step
-    kg_checkpoint: bool = False  # recompute KG layers in backward (memory for huge KGs)
+    kg_prune_leaves: bool = True  # drop KG entities with a single neighbour (they only repeat its ID)
     # ---- losses
     loss: str = "bpr"  # bpr | softmax (sampled softmax over num_negatives negatives)
     num_negatives: int = 1  # negatives per positive

@@ -161,12 +161,13 @@ def training_curves_chart(curves: Mapping[str, Mapping[str, Sequence[float]]], p
             v_epochs = list(c.get("valid_epoch", c.get("epoch", range(1, len(val) + 1))))[: len(val)]
             bx.plot(v_epochs, val, marker=".", color=color, label=run)
             best = max(range(len(val)), key=val.__getitem__)
-            bx.annotate(f"best {val[best]:.4f}", (v_epochs[best], val[best]), xytext=(3, 5),
-                        textcoords="offset points", fontsize=8, color=color)
+            late = best >= len(val) / 2
+            bx.annotate(f"best {val[best]:.4f}", (v_epochs[best], val[best]), xytext=(-6 if late else 6, 6),
+                        textcoords="offset points", fontsize=8, color=color, ha="right" if late else "left")
             bx.plot([v_epochs[best]], [val[best]], marker="*", markersize=11, color=color)
             labels.append(f"{val[best]:.4f}")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss (BPR + regularisation)")
+    ax.set_ylabel("training loss (sum of the loss terms)")
     ax.set_title("training loss")
     bx.set_xlabel("epoch")
     bx.set_ylabel(valid_metric.replace("_", " "))

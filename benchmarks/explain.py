@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evaluation.report_tables import write_text_atomic  # noqa: E402
-from explanation_scoring import load_explainer, pick_candidates, rank_paths  # noqa: E402
-from explanation_text import NodeNamer, explanation_sentences  # noqa: E402
+from explain import load_explainer  # noqa: E402
+from explanation_text import NodeNamer, explanation_sentences, rank_paths  # noqa: E402
 from kg.constraints import constrained_top_k  # noqa: E402
-from kg.paths import PathIndex  # noqa: E402
+from kg.paths import PathIndex, pick_candidates  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SEARCH = {"max_hops": 4, "max_paths": 200, "max_branch": 64, "max_branch_end": 1000, "per_meeting": 4}

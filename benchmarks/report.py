@@ -7,8 +7,8 @@
 * ``robustness.json`` (``python evaluate.py --checkpoint CKPT --robustness --out-dir benchmarks/results``);
 * ``eval_speed.json`` or ``eval_speed.md`` (``python benchmarks/eval_speed.py``); ``explain.json``;
 * training curves: ``curves`` in quality.json, ``history`` in its per-seed entries, and ``--curves`` files
-  (a train.py run's JSON: ``{"history": [{"epoch", "loss", "valid": {"ndcg@20": ...}}]}`` or
-  ``{"epoch": [...], "loss": [...], "valid_ndcg@20": [...]}``),
+  (a train.py run folder: validation NDCG@20 from its ``metrics.json``, the per-epoch loss from its ``tb/``
+  TensorBoard scalars; or a JSON ``{"history": [{"epoch", "loss", "valid": {"ndcg@20": ...}}]}``),
 
 and writes ``REPORT.md`` plus ``quality_models.png``, ``ablations.png``, ``robustness.png`` and
 ``training_curves.png`` beside it. A missing input leaves its section saying what is missing and which
@@ -139,23 +139,58 @@ def robustness_section(table: dict | None, out: Path) -> list[str]:
 
 
 def as_curve(obj: Any, metric: str = "ndcg@20") -> dict[str, list[float]] | None:
-    """Normalise a training log to ``{"epoch", "loss", "valid_epoch", "valid_<metric>"}`` lists, or ``None``."""
+    """Normalise a training log to ``{"epoch", "loss", "valid_epoch", "valid_<metric>"}`` lists, or ``None``.
+    Accepts ``{"history": [...]}``, a list of per-epoch records (``loss`` and ``valid: {metric}`` or a flat
+    ``metric`` / ``valid_<metric>``), train.py's ``metrics.json`` (``valid``: per-validation records) and
+    ``{"epoch": [...], "loss": [...], "valid_<metric>": [...]}``."""
     if isinstance(obj, Mapping) and "history" in obj:
         obj = obj["history"]
+    if isinstance(obj, Mapping) and isinstance(obj.get("valid"), list):
+        obj = [{"loss": None, **r} for r in obj["valid"]]
     if isinstance(obj, list) and obj and all(isinstance(r, Mapping) for r in obj):
         c: dict[str, list[float]] = {"epoch": [], "loss": [], "valid_epoch": [], f"valid_{metric}": []}
-        for r in obj:
+        for n, r in enumerate(obj, 1):
             if r.get("loss") is not None:
-                c["epoch"].append(r.get("epoch", len(c["epoch"]) + 1))
+                c["epoch"].append(r.get("epoch", n))
                 c["loss"].append(float(r["loss"]))
-            v = r.get("valid", {}).get(metric) if isinstance(r.get("valid"), Mapping) else r.get(f"valid_{metric}")
+            v = r["valid"].get(metric) if isinstance(r.get("valid"), Mapping) else \
+                r.get(f"valid_{metric}", r.get(metric))
             if v is not None:
-                c["valid_epoch"].append(r.get("epoch", len(c["valid_epoch"]) + 1))
+                c["valid_epoch"].append(r.get("epoch", n))
                 c[f"valid_{metric}"].append(float(v))
         return c if c["loss"] or c[f"valid_{metric}"] else None
     if isinstance(obj, Mapping) and ("loss" in obj or f"valid_{metric}" in obj):
         return {k: list(v) for k, v in obj.items() if isinstance(v, list)}
     return None
+
+
+def tensorboard_losses(tb_dir: Path) -> tuple[list[int], list[float]]:
+    """Per-epoch total training loss (the sum of train.py's ``train/<term>`` scalars) from its TensorBoard logs."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(tb_dir))
+    ea.Reload()
+    totals: dict[int, float] = {}
+    for tag in ea.Tags().get("scalars", []):
+        if tag.startswith("train/") and tag != "train/epoch_seconds":
+            for e in ea.Scalars(tag):
+                totals[e.step] = totals.get(e.step, 0.0) + e.value
+    steps = sorted(totals)
+    return steps, [totals[s] for s in steps]
+
+
+def run_curve(path: Path) -> dict[str, list[float]]:
+    """The curve of a train.py run (its folder or ``metrics.json``); losses come from ``tb/`` when logged there."""
+    path = path / "metrics.json" if path.is_dir() else path
+    obj = load_json(path)
+    if obj is None:
+        raise MMKGError(f"{path}: training-curve file not found")
+    curve = as_curve(obj)
+    if curve is None:
+        raise MMKGError(f"{path}: no per-epoch loss / validation history found")
+    if not curve.get("loss") and (path.parent / "tb").is_dir():
+        curve["epoch"], curve["loss"] = tensorboard_losses(path.parent / "tb")
+    return curve
 
 
 def collect_curves(quality: dict | None, extra: list[Path]) -> dict[str, dict[str, list[float]]]:
@@ -168,12 +203,10 @@ def collect_curves(quality: dict | None, extra: list[Path]) -> dict[str, dict[st
             if (norm := as_curve(r.get("history"))) is not None:
                 curves[f"{name} seed {seed}"] = norm
     for path in extra:
-        obj = load_json(path)
-        if obj is None:
-            raise MMKGError(f"{path}: training-curve file not found")
-        if (norm := as_curve(obj)) is None:
-            raise MMKGError(f"{path}: no per-epoch loss / validation history found")
-        curves[obj.get("name", path.parent.name or path.stem) if isinstance(obj, Mapping) else path.stem] = norm
+        run = path if path.is_dir() else path.parent
+        obj = load_json(path / "metrics.json" if path.is_dir() else path)
+        label = obj.get("name") or obj.get("model") if isinstance(obj, Mapping) else None
+        curves[f"{label} ({run.name})" if label else run.name] = run_curve(path)
     return curves
 
 
@@ -181,8 +214,8 @@ def curves_section(curves: dict, out: Path) -> list[str]:
     parts = ["## Training curves", ""]
     if not curves:
         return parts + ["_Missing: no per-epoch training history in `quality.json` and no `--curves` file. "
-                        "Train with `python train.py ...` and pass its run JSON: "
-                        "`python benchmarks/report.py --curves <run>/metrics.json`._", ""]
+                        "Train with `python train.py --kg <kg> --out <run>` and pass the run: "
+                        "`python benchmarks/report.py --curves <run>`._", ""]
     lines = ["| run | epochs | last loss | best valid NDCG@20 | at epoch |", "|---|---|---|---|---|"]
     for run, c in curves.items():
         val = c.get("valid_ndcg@20", [])
@@ -239,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", type=Path, default=RESULTS, help="folder of the *.json results (default: %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="report path (default: RESULTS/REPORT.md)")
-    p.add_argument("--curves", type=Path, nargs="*", default=[], help="train.py run JSON files with per-epoch history")
+    p.add_argument("--curves", type=Path, nargs="*", default=[],
+                   help="train.py run folders (or JSON files) with per-epoch history")
     args = p.parse_args(argv)
     try:
         out = args.out or args.results / "REPORT.md"

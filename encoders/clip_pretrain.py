@@ -64,6 +64,7 @@ class ClipPretrainConfig:
     warmup_frac: float = 0.1
     heldout_frac: float = 0.1
     crop_scale: tuple[float, float] = (0.5, 1.0)
+    token_dropout: float = 0.15  # fraction of a training text's word tokens replaced by token 0
     seed: int = 0
     device: str | None = None
     show_progress: bool = True
@@ -107,6 +108,17 @@ def _encode_all(model, images: torch.Tensor, tokens: torch.Tensor, device, bs: i
 
 def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def drop_tokens(tokens: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``tokens`` ``[B, L]`` with a fraction ``p`` of the word tokens (not padding, start or end,
+    which is the largest id) replaced by token 0, so titles cannot be memorised whole."""
+    if p <= 0:
+        return tokens
+    words = (tokens > 0) & (tokens < tokens.max(dim=1, keepdim=True).values)
+    words[:, 0] = False
+    drop = (torch.rand(tokens.shape, generator=generator) < p) & words
+    return tokens.masked_fill(drop, 0)
 
 
 def _clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -188,7 +200,8 @@ def pretrain_clip(pairs: list[Pair], config: ClipPretrainConfig, out_path: str |
             x = random_resized_crop(cache[rows].to(device), size, config.crop_scale, generator=gen)
             x = normalize(x, pp["mean"], pp["std"])
             with _autocast(device):
-                img_f, txt_f, scale = model(x, tok_train[rows].to(device))[:3]
+                txt = drop_tokens(tok_train[rows], config.token_dropout, gen).to(device)
+                img_f, txt_f, scale = model(x, txt)[:3]
                 loss = _clip_loss(img_f.float(), txt_f.float(), scale.float())
             opt.zero_grad(set_to_none=True)
             loss.backward()

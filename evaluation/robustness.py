@@ -13,7 +13,10 @@ leave the original (tensors, feature dict) untouched. Every random choice comes 
   the propagation graph (``train_user`` / ``train_item`` / ``ui_adj``); the evaluation masks stay those of
   the split, so noise is an input, not history.
 
-Level 0 is the unperturbed model (the clean row of the table).
+Level 0 is the unperturbed model (the clean row of the table). Every perturbed copy holds a new ``train_user``
+tensor (equal values when unchanged), so a model that caches structures per inputs object rebuilds them
+instead of silently reusing the clean graph. A model that cannot run on a perturbed input (e.g. one whose
+parameter shapes depend on the KG's structure) gets its row marked failed with the error, never a number.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ def _with_kg(inputs: GraphInputs, h: np.ndarray, t: np.ndarray, r: np.ndarray) -
     n_rel = inputs.num_relations // 2
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(dev)  # noqa: E731
     return replace(inputs, kg_head=as_t(np.concatenate([h, t])), kg_tail=as_t(np.concatenate([t, h])),
-                   kg_rel=as_t(np.concatenate([r, r + n_rel])), features=dict(inputs.features))
+                   kg_rel=as_t(np.concatenate([r, r + n_rel])), features=dict(inputs.features),
+                   train_user=inputs.train_user.clone())
 
 
 def _count(level: float, total: int) -> int:
@@ -124,7 +128,7 @@ def remove_modality(inputs: GraphInputs, modality: str) -> GraphInputs:
         x = feats[key]
         feats[key] = torch.zeros_like(x)
         feats[f"{key}_mask"] = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    changes: dict[str, Any] = {"features": feats}
+    changes: dict[str, Any] = {"features": feats, "train_user": inputs.train_user.clone()}
     if modality == "text" and inputs.user_content is not None:
         changes["user_content"] = torch.zeros_like(inputs.user_content)
         changes["user_content_mask"] = torch.zeros(inputs.num_users, dtype=torch.bool,
@@ -191,7 +195,10 @@ def run_robustness(inputs: GraphInputs, score_for: Callable[[GraphInputs], Calla
     rows = [_row("none", 0.0, clean, inputs)]
     for p, lv in tqdm(jobs, desc="robustness", unit="run", disable=not progress):
         perturbed = perturb(inputs, p, lv, seed)
-        rows.append(_row(p, lv, dict(evaluate(score_for(perturbed), f"{p}@{lv:g}")), perturbed))
+        try:
+            rows.append(_row(p, lv, dict(evaluate(score_for(perturbed), f"{p}@{lv:g}")), perturbed))
+        except RuntimeError as e:  # the model cannot run on this input: reported in the table, not hidden
+            rows.append({**_row(p, lv, {}, perturbed), "error": f"{type(e).__name__}: {str(e).splitlines()[0]}"})
     return {"schema_version": SCHEMA_VERSION, "meta": {**dict(meta or {}), "seed": seed, "levels": [0.0, *levels]},
             "clean": clean, "rows": rows, "skipped": skipped}
 
@@ -212,10 +219,11 @@ def render_robustness(table: Mapping[str, Any], markdown: bool = False) -> str:
         for n in names:
             v, c = r["metrics"].get(n), table["clean"].get(n)
             rel = f" ({v / c - 1:+.1%})" if v is not None and c and r["perturbation"] != "none" else ""
-            cells.append("n/a" if v is None else f"{v:.4f}{rel}")
+            cells.append(("failed" if "error" in r else "n/a") if v is None else f"{v:.4f}{rel}")
         level = "removed" if r["perturbation"].startswith("no_") else f"{r['level']:g}"
         body.append([r["perturbation"], level, str(r["kg_triples"]), str(r["train_interactions"])] + cells)
     notes = [f"{p}: skipped ({why})" for p, why in table.get("skipped", {}).items()]
+    notes += [f"{r['perturbation']} @ {r['level']:g}: failed ({r['error']})" for r in table["rows"] if "error" in r]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(b) + " |" for b in body]

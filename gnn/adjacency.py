@@ -5,9 +5,13 @@ Everything stays sparse (CSR), so graphs with millions of edges fit in memory.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
+
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 
 def csr_from_coo(row: np.ndarray, col: np.ndarray, val: np.ndarray, shape: tuple[int, int]) -> Tensor:
@@ -72,3 +76,28 @@ def neighbor_sampling_backend() -> str | None:
         if importlib.util.find_spec(name) is not None:
             return name
     return None
+
+
+class _SparseMatmul(torch.autograd.Function):
+    """``A @ x`` for a constant sparse ``A`` whose transpose is given (torch would re-transpose ``A``,
+    sorting its indices, on every backward pass)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:  # noqa: D102
+        ctx.a_t = a_t
+        return torch.sparse.mm(a, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:  # noqa: D102
+        return None, None, torch.sparse.mm(ctx.a_t, grad)
+
+
+def spmm(a: Tensor, x: Tensor, a_t: Tensor | None = None) -> Tensor:
+    """``a @ x`` (``a`` sparse ``[m, n]`` constant, ``x`` dense ``[n, d]``) with gradient to ``x`` through
+    ``a_t`` (``a``'s transpose, sparse ``[n, m]``; ``None`` = ``a`` is symmetric)."""
+    return _SparseMatmul.apply(a, a if a_t is None else a_t, x)
+
+
+def transpose_csr(a: Tensor) -> Tensor:
+    """The transpose of a sparse CSR matrix, as CSR (computed once)."""
+    return a.t().to_sparse_csr() if a.layout == torch.sparse_csr else a.t().coalesce()

@@ -13,7 +13,6 @@ Index spaces:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
@@ -22,8 +21,6 @@ from torch import Tensor
 
 from gnn.adjacency import csr_from_coo, normalized_bipartite_adjacency
 from kg.graph import Interactions, KnowledgeGraph
-
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 REVERSE_PREFIX = "rev_"
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from gnn.adjacency import mean_aggregation_matrix, user_history_matrix
+from gnn.adjacency import mean_aggregation_matrix, spmm, transpose_csr, user_history_matrix
 from gnn.graph_inputs import GraphInputs
 from gnn.kg_propagation import KnowledgePropagation
 from gnn.losses import info_nce, transe_loss
@@ -50,11 +50,29 @@ class MMKGOptions:
     use_item_item: bool = True
     normalize: bool = False
     feature_dropout: float = 0.0
-    kg_edge_dropout: float = 0.0
-    kg_checkpoint: bool = False
+    kg_prune_leaves: bool = True
     contrastive_weight: float = 0.0
     contrastive_temperature: float = 0.2
     kg_loss_weight: float = 0.0
+
+
+def _with_transpose(a: Tensor) -> tuple[Tensor, Tensor]:
+    return a, transpose_csr(a)
+
+
+def kept_entities(inputs: GraphInputs, options: MMKGOptions) -> Tensor:
+    """Sorted entity ids the model embeds: entities with >= 2 distinct KG neighbours (a leaf only
+    repeats its single neighbour's ID; all of them when ``kg_prune_leaves`` is off) and profile entities."""
+    n_ent, ni = inputs.num_entities, inputs.num_items
+    keep = torch.zeros(n_ent, dtype=torch.bool)
+    if options.use_kg and inputs.kg_head.numel():
+        head, tail = inputs.kg_head.cpu(), inputs.kg_tail.cpu()
+        pairs = torch.unique(head * inputs.num_kg_nodes + tail)
+        deg = torch.bincount(pairs // inputs.num_kg_nodes, minlength=inputs.num_kg_nodes)[ni:]
+        keep |= deg >= (2 if options.kg_prune_leaves else 1)
+    if options.use_profile and inputs.profile_entity.numel():
+        keep[inputs.profile_entity.cpu()] = True
+    return torch.nonzero(keep).flatten()
 
 
 class MMKGModel(TrainableRecommender):
@@ -81,7 +99,7 @@ class MMKGModel(TrainableRecommender):
         self.entity_encoder = MultimodalEncoder(
             num_entities, d, {"text": entity_feature_dim} if entity_feature_dim and o.use_text else {}, True,
             o.feature_dropout) if use_entities else None
-        self.kg = KnowledgePropagation(num_relations, d, o.kg_layers, o.kg_edge_dropout, o.kg_checkpoint) \
+        self.kg = KnowledgePropagation(num_relations, d, o.kg_layers) \
             if o.use_kg and num_relations > 0 and num_entities > 0 else None
         self.profile_proj = nn.Linear(d, d) if o.use_profile and use_entities else None
         self.context = nn.Embedding(num_items, d) if o.use_item_item else None
@@ -101,7 +119,8 @@ class MMKGModel(TrainableRecommender):
         if options.use_profile and options.use_text and "user.profile_text" in inputs.features:
             user_dims["profile_text"] = inputs.features["user.profile_text"].shape[1]
         ent = inputs.features.get("entity.text")
-        return cls(inputs.num_users, inputs.num_items, inputs.num_entities, inputs.num_relations, item_dims,
+        kept = kept_entities(inputs, options)
+        return cls(inputs.num_users, inputs.num_items, int(kept.numel()), inputs.num_relations, item_dims,
                    user_dims, 0 if ent is None else ent.shape[1], options)
 
     def reset_parameters(self) -> None:
@@ -116,7 +135,30 @@ class MMKGModel(TrainableRecommender):
         if self.transe_rel is not None:
             nn.init.normal_(self.transe_rel.weight, std=0.1)
 
-    def _cached(self, name: str, inputs: GraphInputs, build) -> Tensor:
+    def _structure(self, inputs: GraphInputs) -> dict:
+        """Kept entities, the KG slot graphs and the profile mean operator (built once per inputs)."""
+        kept = kept_entities(inputs, self.options).to(inputs.kg_head.device)
+        remap = torch.full((inputs.num_entities,), -1, dtype=torch.long, device=kept.device)
+        remap[kept] = torch.arange(kept.numel(), device=kept.device)
+        st: dict = {"kept": kept}
+        ni = self.num_items
+
+        def local(node: Tensor) -> tuple[Tensor, Tensor]:
+            ent = remap[(node - ni).clamp(min=0)]
+            return torch.where(node < ni, node, ent + ni), (node < ni) | (ent >= 0)
+
+        (head, ok_h), (tail, ok_t) = local(inputs.kg_head), local(inputs.kg_tail)
+        ok = ok_h & ok_t
+        if self.kg is not None and bool(ok.any()):
+            st["slots"] = self.kg.prepare(head[ok], tail[ok], inputs.kg_rel[ok], ni + kept.numel(), ni)
+        if self.profile_proj is not None and inputs.profile_user.numel():
+            ent = remap[inputs.profile_entity]
+            agg = mean_aggregation_matrix(inputs.profile_user[ent >= 0], ent[ent >= 0], self.num_users,
+                                          self.num_entities)
+            st["profile"] = (agg, transpose_csr(agg))
+        return st
+
+    def _cached(self, name: str, inputs: GraphInputs, build):
         hit = self._cache.get(name)
         if hit is None or hit[0] is not inputs.train_user:
             hit = self._cache[name] = (inputs.train_user, build())
@@ -139,32 +181,34 @@ class MMKGModel(TrainableRecommender):
         out.update({f"view.{k}": v for k, v in views.items()})
         out["item_ego"] = item_ego
         entity_ego = None
+        st = self._cached("structure", inputs, lambda: self._structure(inputs)) \
+            if self.entity_encoder is not None else {}
         if self.entity_encoder is not None:
-            ent_feats = {"text": inputs.feature("entity.text")} if self.entity_encoder.modalities else {}
+            ent_feats = {}
+            if self.entity_encoder.modalities:
+                x, present = inputs.feature("entity.text")  # type: ignore[misc]
+                ent_feats["text"] = (x[st["kept"]], present[st["kept"]])
             entity_ego, _ = self.entity_encoder(ent_feats)
             out["entity_ego"] = entity_ego
         item_kg = item_ego
-        if self.kg is not None and entity_ego is not None and inputs.kg_head.numel():
-            kg_x = torch.cat([item_ego, entity_ego], dim=0)
-            item_kg = self.kg(kg_x, inputs.kg_head, inputs.kg_tail, inputs.kg_rel)[: self.num_items]
+        if self.kg is not None and entity_ego is not None and "slots" in st:
+            item_kg = self.kg(torch.cat([item_ego, entity_ego], dim=0), st["slots"])
         out["item_kg"] = item_kg
         user_ego, _ = self.user_encoder(self._user_views(inputs))
-        if self.profile_proj is not None and entity_ego is not None and inputs.profile_user.numel():
-            agg = self._cached("profile", inputs, lambda: mean_aggregation_matrix(
-                inputs.profile_user, inputs.profile_entity, self.num_users, self.num_entities))
-            user_ego = user_ego + self.profile_proj(torch.sparse.mm(agg, entity_ego))
+        if self.profile_proj is not None and entity_ego is not None and "profile" in st:
+            user_ego = user_ego + self.profile_proj(spmm(st["profile"][0], entity_ego, st["profile"][1]))
         out["user_ego"] = user_ego
         x = torch.cat([user_ego, item_kg], dim=0)
         layers = [x]
         for _ in range(self.options.num_layers):
-            x = torch.sparse.mm(inputs.ui_adj, x)
+            x = spmm(inputs.ui_adj, x)  # symmetric: its own transpose
             layers.append(x)
         final = torch.stack(layers, dim=0).mean(dim=0)
         user, item = final[: self.num_users], final[self.num_users:]
         if self.context is not None:
-            hist = self._cached("history", inputs, lambda: user_history_matrix(
-                inputs.train_user, inputs.train_item, self.num_users, self.num_items))
-            user = user + torch.sparse.mm(hist, self.context.weight)
+            hist, hist_t = self._cached("history", inputs, lambda: _with_transpose(user_history_matrix(
+                inputs.train_user, inputs.train_item, self.num_users, self.num_items)))
+            user = user + spmm(hist, self.context.weight, hist_t)
         if self.options.normalize:
             user, item = F.normalize(user, dim=-1), F.normalize(item, dim=-1)
         out["user"], out["item"] = user, item

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import evaluate
+import train
 from evaluation.metrics import ranking_metrics
+from evaluation.protocol import EarlyStopping, ProtocolError, TestEvaluator, ValidationEvaluator, select_best
 from evaluation.ranking import build_user_item_sets, rank_all_items
-from gnn.baselines import BASELINES
-from gnn.graph_inputs import build_graph_inputs
-from gnn.recommender import FittedRecommender, make_score_fn
 from kg.graph import KnowledgeGraph
 from kg.splits import make_split
 
@@ -30,49 +30,70 @@ def _kg(n_users=30, n_items=40, seed=0, rename_user=None) -> KnowledgeGraph:
     return kg
 
 
-def _checkpoint(tmp_path, model="lightgcn", seed=0):
-    """A KG dir and a checkpoint in train.py's layout with random weights and its test metrics recorded."""
-    kg = _kg()
-    kg_dir = tmp_path / "kg"
-    kg.save(kg_dir)
+def _train(root, model="lightgcn", seed=0, spy=None):
+    """Train a tiny model with train.py (3 epochs, validation every epoch); returns ``(best.pt, kg_dir)``.
+    ``spy`` (a list) records every validation / test evaluation train.py runs, in order."""
+    kg_dir = root / "kg"
+    if not kg_dir.exists():
+        _kg().save(kg_dir)
+    out = root / f"run-{model}"
+    argv = ["--kg", str(kg_dir), "--out", str(out), "--model", model, "--embedding-dim", "8", "--num-layers", "2",
+            "--epochs", "3", "--eval-every", "1", "--patience", "5", "--lr", "0.05", "--batch-size", "64",
+            "--ks", "10,20", "--test-resamples", "0", "--split-seed", str(seed), "--seed", str(seed),
+            "--device", "cpu", "--threads", "1", "--tensorboard", "false", "--progress", "false"]
+    with pytest.MonkeyPatch.context() as mp:
+        if spy is not None:
+            for cls, role in ((ValidationEvaluator, "valid"), (TestEvaluator, "test")):
+                original = cls.evaluate
+
+                def wrapped(self, *a, _original=original, _role=role, **kw):
+                    result = _original(self, *a, **kw)
+                    spy.append((_role, a[1] if len(a) > 1 else None, result.mean("ndcg@20")))
+                    return result
+
+                mp.setattr(cls, "evaluate", wrapped)
+        assert train.main(argv) == 0
+    return out / "best.pt", kg_dir
+
+
+def _independent_test_metrics(path, kg_dir):
+    """Test metrics from the embeddings train.py exported, ranked here without evaluate.py."""
+    kg = KnowledgeGraph.load(kg_dir)
     inter = kg.interactions()
-    split = make_split(inter, "random", (0.8, 0.1, 0.1), seed)
-    train, valid, test = split.parts(inter)
-    inputs = build_graph_inputs(kg, train)
-    torch.manual_seed(0)
-    net = BASELINES[model](inputs, embedding_dim=8, num_layers=2)
+    tr, va, te = make_split(inter, "random", (0.8, 0.1, 0.1), 0).parts(inter)
     nu, ni = kg.num_nodes("user"), kg.num_nodes("item")
-    sets = [build_user_item_sets(p.user, p.item, nu, ni) for p in (train, valid, test)]
+    sets = [build_user_item_sets(p.user, p.item, nu, ni) for p in (tr, va, te)]
+    emb = load_file(str(path.parent / "embeddings.safetensors"))
     users = torch.from_numpy(np.flatnonzero(sets[2].lengths() > 0))
-    if isinstance(net, FittedRecommender):
-        net.fit(inputs.train_user, inputs.train_item, nu, ni)
-    top = rank_all_items(make_score_fn(net, inputs), users, ni, sets[0].union(sets[1]), 20)
-    expected = ranking_metrics(top, sets[2], (10, 20), users).means()
-    ck = {"format_version": 1, "config": {"model": model, "embedding_dim": 8, "num_layers": 2},
-          "kg_dir": str(kg_dir), "id_maps": {t: list(kg.ids(t)) for t in ("user", "item", "entity")},
-          "split": {"method": "random", "ratios": [0.8, 0.1, 0.1], "seed": seed}, "encoders": {},
-          "metrics": {"test": {k: expected[k] for k in ("recall@20", "ndcg@20")}},
-          "model_state": net.state_dict() if isinstance(net, torch.nn.Module) else {}}
-    path = tmp_path / "run" / "best.pt"
-    path.parent.mkdir()
-    torch.save(ck, path)
-    return path, kg_dir, expected
+    top = rank_all_items(lambda u: emb["user_emb"][u] @ emb["item_emb"].T, users, ni, sets[0].union(sets[1]), 20)
+    return ranking_metrics(top, sets[2], (10, 20), users).means()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trained")
+    spy: list = []
+    path, kg_dir = _train(root, spy=spy)
+    return path, kg_dir, spy
 
 
 def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_evaluate_reports_the_independent_full_ranking_numbers(tmp_path, capsys):
-    path, _, expected = _checkpoint(tmp_path)
-    before = _sha(path)
+def test_evaluate_reports_the_numbers_train_recorded(trained, tmp_path, capsys):
+    path, kg_dir, _ = trained
+    expected = _independent_test_metrics(path, kg_dir)
+    recorded = torch.load(path, weights_only=True)["metrics"]["test"]
+    before, listing = _sha(path), sorted(p.name for p in path.parent.iterdir())
     out = tmp_path / "out"
     rc = evaluate.main(["--checkpoint", str(path), "--ks", "10,20", "--out-dir", str(out), "--bootstrap", "50",
                         "--groups", "2", "--threads", "1"])
     assert rc == 0
     report = json.loads((out / "eval_test.json").read_text())
     for k in ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "hit@10", "precision@20"):
-        assert report["metrics"]["test"][k]["mean"] == pytest.approx(expected[k], abs=1e-12)
+        assert report["metrics"]["test"][k]["mean"] == pytest.approx(expected[k], abs=1e-6)
+        assert report["metrics"]["test"][k]["mean"] == pytest.approx(recorded[k], abs=1e-12)
         lo, hi = report["metrics"]["test"][k]["ci95"]
         assert lo <= expected[k] <= hi
     assert report["users_evaluated"]["test"] == 30 and report["users_skipped"]["test"] == 0
@@ -85,16 +106,20 @@ def test_evaluate_reports_the_independent_full_ranking_numbers(tmp_path, capsys)
     assert f"{expected['ndcg@20']:.4f}" in stdout and f"{expected['ndcg@20']:.4f}" in (out / "eval_test.md").read_text()
     # only the two reports were written, the checkpoint is unchanged: nothing flows back into training
     assert sorted(p.name for p in out.iterdir()) == ["eval_test.json", "eval_test.md"]
-    assert _sha(path) == before and sorted(p.name for p in path.parent.iterdir()) == ["best.pt"]
+    assert _sha(path) == before and sorted(p.name for p in path.parent.iterdir()) == listing
 
 
-def test_validation_split_masks_train_only(tmp_path):
-    path, kg_dir, _ = _checkpoint(tmp_path, seed=1)
-    rc = evaluate.main(["--checkpoint", str(path), "--kg", str(kg_dir), "--split", "valid", "--ks", "5",
+def test_validation_split_reproduces_the_selected_epoch(trained, tmp_path):
+    path, kg_dir, _ = trained
+    copy = tmp_path / "best.pt"
+    copy.write_bytes(path.read_bytes())
+    rc = evaluate.main(["--checkpoint", str(copy), "--kg", str(kg_dir), "--split", "valid", "--ks", "10,20",
                         "--bootstrap", "0", "--groups", "0"])
-    assert rc == 0
-    report = json.loads((path.parent / "eval_valid.json").read_text())
-    assert report["metrics"]["valid"]["recall@5"]["ci95"] is None and report["users_evaluated"]["valid"] == 30
+    assert rc == 0  # default --out-dir: beside the checkpoint
+    report = json.loads((tmp_path / "eval_valid.json").read_text())
+    assert report["metrics"]["valid"]["recall@10"]["ci95"] is None and report["users_evaluated"]["valid"] == 30
+    history = torch.load(path, weights_only=True)["history"]
+    assert report["metrics"]["valid"]["ndcg@20"]["mean"] == pytest.approx(history["best_score"], abs=1e-12)
 
 
 def test_missing_checkpoint_is_one_line_naming_the_file(tmp_path, capsys):
@@ -105,15 +130,16 @@ def test_missing_checkpoint_is_one_line_naming_the_file(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_kg_mismatch_is_refused_before_writing(tmp_path, capsys):
-    path, _, _ = _checkpoint(tmp_path)
+def test_kg_mismatch_is_refused_before_writing(trained, tmp_path, capsys):
+    path, _, _ = trained
+    listing = sorted(p.name for p in path.parent.iterdir())
     other = tmp_path / "other_kg"
     _kg(rename_user=3).save(other)
     out = tmp_path / "out"
     assert evaluate.main(["--checkpoint", str(path), "--kg", str(other), "--out-dir", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {other}: user ids differ from those of checkpoint {path}") and err.count("\n") == 1
-    assert not out.exists() and sorted(p.name for p in path.parent.iterdir()) == ["best.pt"]
+    assert not out.exists() and sorted(p.name for p in path.parent.iterdir()) == listing
 
 
 def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
@@ -123,15 +149,16 @@ def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(f"error: {bad}: not a loadable checkpoint")
 
 
-def test_robustness_perturbs_inputs_not_weights(tmp_path, capsys):
-    path, _, expected = _checkpoint(tmp_path)
+def test_robustness_perturbs_inputs_not_weights(trained, tmp_path, capsys):
+    path, _, _ = trained
+    expected = torch.load(path, weights_only=True)["metrics"]["test"]
     before = _sha(path)
     out = tmp_path / "res"
     rc = evaluate.main(["--checkpoint", str(path), "--robustness", "--levels", "0,0.5", "--ks", "20",
                         "--out-dir", str(out), "--quiet"])
     assert rc == 0
     table = json.loads((out / "robustness.json").read_text())
-    assert table["clean"]["ndcg@20"] == pytest.approx(expected["ndcg@20"], abs=1e-12)
+    assert table["clean"]["ndcg@20"] == pytest.approx(expected["ndcg@20"], abs=1e-12)  # level 0 = the model
     rows = {(r["perturbation"], r["level"]): r for r in table["rows"]}
     # LightGCN ignores the KG: dropping / adding KG triples changes the inputs but not its scores
     assert rows[("drop_kg_edges", 0.5)]["kg_triples"] == 20 and rows[("add_kg_edges", 0.5)]["kg_triples"] == 60
@@ -144,7 +171,40 @@ def test_robustness_perturbs_inputs_not_weights(tmp_path, capsys):
     assert "drop_kg_edges" in capsys.readouterr().out and _sha(path) == before
 
 
-def test_robustness_refuses_a_fitted_baseline(tmp_path, capsys):
-    path, _, _ = _checkpoint(tmp_path, model="mostpop")
+def test_fitted_baseline_is_refitted_and_refused_for_robustness(tmp_path, capsys):
+    path, _ = _train(tmp_path, model="mostpop")
+    assert torch.load(path, weights_only=True)["model_state"] == {}
+    assert evaluate.main(["--checkpoint", str(path), "--ks", "10,20", "--bootstrap", "0", "--groups", "0",
+                          "--out-dir", str(tmp_path / "o")]) == 0
+    report = json.loads((tmp_path / "o" / "eval_test.json").read_text())
+    assert report["meta"]["recorded_by_train"]["matches"] is True
     assert evaluate.main(["--checkpoint", str(path), "--robustness", "--quiet"]) == 2
     assert "robustness needs a trainable model" in capsys.readouterr().err
+
+
+def test_model_selection_never_sees_test_data(trained):
+    """train.py validates every epoch and selects on validation only; the test evaluator runs once, last, on
+    the selected checkpoint; handing a TestEvaluator to selection / early stopping is a ProtocolError."""
+    path, _, spy = trained
+    roles = [r for r, _, _ in spy]
+    assert roles == ["valid", "valid", "valid", "test"]
+    assert spy[-1][1] == str(path.resolve())
+    ck = torch.load(path, weights_only=True)
+    valid = [s for r, _, s in spy if r == "valid"]
+    assert ck["history"]["best_epoch"] == 1 + max(range(3), key=lambda e: (valid[e], -e))
+    assert ck["metrics"]["test"]["ndcg@20"] == pytest.approx(spy[-1][2])
+    sets = _independent_sets()
+    tester = TestEvaluator(*sets, ks=(20,), n_resamples=0)
+    with pytest.raises(ProtocolError, match="TestEvaluator"):
+        select_best({"a": lambda u: torch.zeros(len(u), 40)}, tester)
+    with pytest.raises(ProtocolError, match="TestEvaluator"):
+        EarlyStopping(tester)
+    # evaluate.py holds no selection / training entry point its results could reach
+    assert not {"select_best", "EarlyStopping", "train_epoch", "run"} & set(vars(evaluate))
+
+
+def _independent_sets():
+    kg = _kg(seed=7)
+    inter = kg.interactions()
+    parts = make_split(inter, "random", (0.8, 0.1, 0.1), 7).parts(inter)
+    return [build_user_item_sets(p.user, p.item, kg.num_nodes("user"), kg.num_nodes("item")) for p in parts]

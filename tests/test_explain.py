@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from explanation_scoring import Explainer, mask_pairs
+from explain import Explainer
+from explanation_scoring import mask_pairs
 from explanation_text import NodeNamer, explanation_sentences, path_reason
 from gnn.graph_inputs import GraphInputs, build_graph_inputs
 from gnn.recommender import TrainableRecommender
@@ -332,3 +333,29 @@ def test_cli_recommend_never_returns_an_excluded_item(tmp_path, capsys) -> None:
         assert len(got) == 3 or doc["note"].startswith(f"only {len(got)} items")
     code, out, err = run_cli(["recommend", "--checkpoint", ck, "--user", "cy", "--only", "Nobody"], capsys)
     assert code == 2 and err == "error: no entity or item with id or label 'Nobody' in the KG\n"
+
+
+@pytest.mark.bolt
+def test_cli_reads_the_same_explanation_from_neo4j(tmp_path, capsys, neo4j_db) -> None:
+    import json
+
+    from kg.neo4j_sink import write_neo4j
+
+    ck, kg = write_checkpoint(tmp_path)
+    write_neo4j(kg, *neo4j_db[:3], database=neo4j_db.database, progress=False)
+    docs = []
+    for extra in ([], ["--neo4j", neo4j_db.uri, "--neo4j-user", neo4j_db.user, "--neo4j-password",
+                       neo4j_db.password, "--database", neo4j_db.database]):
+        out_file = tmp_path / f"ex{len(docs)}.json"
+        code, _, err = run_cli(["--checkpoint", ck, "--user", "ann", "--item", "bug", "--candidates", "100",
+                                "--paths", "5", "--format", "json", "--out", str(out_file), *extra], capsys)
+        assert code == 0, err
+        docs.append(json.loads(out_file.read_text())["explanations"][0])
+    assert docs[0]["paths"], "the tiny KG links ann to A Bug's Life"
+    # all candidates scored on both sides: the same paths, drops and words (held-out ratings never used)
+    assert [(p["nodes"], p["steps"], p["text"]) for p in docs[0]["paths"]] == [
+        (p["nodes"], p["steps"], p["text"]) for p in docs[1]["paths"]]
+    assert [p["drop"] for p in docs[0]["paths"]] == pytest.approx([p["drop"] for p in docs[1]["paths"]])
+    code, _, err = run_cli(["--checkpoint", ck, "--user", "ann", "--item", "bug", "--neo4j", neo4j_db.uri,
+                            "--neo4j-user", neo4j_db.user, "--neo4j-password", "wrong-password"], capsys)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1

@@ -165,3 +165,29 @@ def test_run_robustness_skips_a_missing_modality():
                            perturbations=("no_image",), progress=False)
     assert table["skipped"] == {"no_image": "the model inputs hold no image feature"} and len(table["rows"]) == 1
     assert np.isclose(table["clean"]["m@1"], 1.0)
+
+
+def test_perturbed_copies_never_share_train_user_so_per_inputs_caches_rebuild():
+    x = _inputs()
+    for name in ("drop_kg_edges", "add_kg_edges", "no_image", "no_text", "noisy_interactions"):
+        y = perturb(x, name, 0.2, seed=0)
+        assert y.train_user is not x.train_user, name
+    assert torch.equal(drop_kg_edges(x, 0.2).train_user, x.train_user)
+
+
+def test_a_model_failing_on_a_perturbed_input_gets_a_failed_row_not_a_number():
+    x = _inputs()
+
+    def score_for(inp):
+        if inp.kg_head.numel() != x.kg_head.numel():
+            raise RuntimeError("stack expects each tensor to be equal size\nmore detail")
+        return lambda users: torch.zeros(len(users), inp.num_items)
+
+    table = run_robustness(x, score_for, lambda fn, tag: {"m@1": 0.5}, levels=[0.5],
+                           perturbations=("drop_kg_edges", "no_image"), progress=False)
+    failed = [r for r in table["rows"] if "error" in r]
+    assert len(failed) == 1 and failed[0]["metrics"] == {}
+    assert failed[0]["error"] == "RuntimeError: stack expects each tensor to be equal size"
+    text = render_robustness(table)
+    assert "failed" in text and "drop_kg_edges @ 0.5: failed (RuntimeError" in text
+    assert [r["metrics"] for r in table["rows"] if r["perturbation"] == "no_image"] == [{"m@1": 0.5}]
