@@ -148,8 +148,11 @@ def run_robustness_cli(args: argparse.Namespace, ck: LoadedCheckpoint) -> int:
     print(render_robustness(table))
     if args.out_dir is not None:
         write_text_atomic(args.out_dir / "robustness.json", json.dumps(table, indent=1, allow_nan=False) + "\n")
-        write_text_atomic(args.out_dir / "robustness.md", "# Robustness to perturbed inputs\n\n" +
-                          render_robustness(table, markdown=True) + "\n")
+        head = (f"# Robustness to perturbed inputs\n\nModel `{meta['model']}` from `{ck.path}` (its weights, never "
+                f"retrained), {args.split} split rebuilt from seed {ck.split.seed}, perturbation seed {args.seed}; "
+                f"`python evaluate.py --checkpoint CKPT --robustness --levels "
+                f"{','.join(f'{x:g}' for x in args.levels)}`.\n\n")
+        write_text_atomic(args.out_dir / "robustness.md", head + render_robustness(table, markdown=True) + "\n")
         print(f"wrote {args.out_dir / 'robustness.json'} and .md", file=sys.stderr)
     return 0
 

@@ -16,7 +16,8 @@ Users and items are named by external id or its last path segment (``196`` for
 
 :class:`Explainer` is the pipeline behind both: candidate paths from :class:`kg.paths.PathIndex` (on the
 split's TRAINING interactions), scored by the model's score drop when masked
-(:mod:`explanation_scoring`), the best ones kept; :func:`load_explainer` builds it from a checkpoint.
+(:mod:`explanation_scoring`; candidates first ranked by the drop of their first hop alone), the best ones
+kept; :func:`load_explainer` builds it from a checkpoint.
 """
 
 from __future__ import annotations
@@ -74,11 +75,22 @@ class Explainer:
         base = float(self.scores(user)[item])
         return [base - v for v in self.masked(user, item, [path_pairs(p) for p in paths])] if paths else []
 
+    def pick(self, user: int, item: int, paths: list[KGPath]) -> list[KGPath]:
+        """The candidates: each distinct first hop (the user's own interaction or profile edge) of ``paths`` is
+        masked alone, paths rank by their first hop's score drop (then prior), spread over shapes."""
+        if not paths:
+            return []
+        firsts = list(dict.fromkeys(path_pairs(p)[0] for p in paths))
+        base = float(self.scores(user)[item])
+        drop = dict(zip(firsts, (base - v for v in self.masked(user, item, [[h] for h in firsts])), strict=True))
+        rank = sorted(range(len(paths)), key=lambda k: (-drop[path_pairs(paths[k])[0]], k))
+        return pick_candidates([paths[k] for k in rank], self.candidates)
+
     def explain(self, user: int, item: int, top: int = 3) -> Explanation:
         """The ``top`` candidates by score drop (> 0 only); none -> an empty list, never an invented path."""
         t0 = time.perf_counter()
         found = self.index.find_paths(user, item, **self.search)
-        cands = pick_candidates(found.paths, self.candidates)
+        cands = self.pick(user, item, found.paths)
         return Explanation(user, item, float(self.scores(user)[item]), rank_paths(cands, self.drops(user, item, cands),
                            top), len(found.paths), found.truncated, time.perf_counter() - t0)
 
@@ -180,7 +192,7 @@ def _neo4j_explanation(args: argparse.Namespace, explainer, user: int, item: int
     t0 = time.perf_counter()
     found = find_paths_neo4j(args.neo4j, args.neo4j_user, args.neo4j_password, explainer.kg, user, item,
                              database=args.database, max_hops=args.max_hops, index=explainer.index)
-    cands = pick_candidates(found, args.candidates)
+    cands = explainer.pick(user, item, found)
     paths = rank_paths(cands, explainer.drops(user, item, cands), args.paths)
     return Explanation(user, item, float(explainer.scores(user)[item]), paths, len(found), False,
                        time.perf_counter() - t0)

@@ -35,6 +35,14 @@ def _short(text: str, width: int = 15, lines: int = 3) -> str:
     return "\n".join(wrapped)
 
 
+def _node_text(namer: NodeNamer, node: Node, user: Node) -> str:
+    if node == user:
+        return "you"
+    if node[0] == "entity" and namer.label(node) is None and namer.describe(node[1]):
+        return "(unnamed)\n" + _short(namer.describe(node[1]), 16, 3)  # its graph description, in brief
+    return _short(namer.name(node))
+
+
 def _edge_label(namer: NodeNamer, src: Node, relation: str, dst: Node) -> str:
     label = relation_label(relation)
     if relation == INTERACTION_RELATION and src[0] == "user" and dst[0] == "item" and namer.index is not None:
@@ -81,7 +89,7 @@ def plot_explanation(namer: NodeNamer, item: int, paths: list[KGPath], out: str 
         ax.text(0.5, 0.5, caption, ha="center", va="center", fontsize=12, wrap=True)
     else:
         g, pos = explanation_graph(paths)
-        labels = {n: _short("you" if n == user else namer.name(n)) for n in g.nodes}
+        labels = {n: _node_text(namer, n, user) for n in g.nodes}
         sizes = [6400 if n in (user, ("item", item)) else 5200 for n in g.nodes]
         nx.draw_networkx_nodes(g, pos, ax=ax, node_color=[COLORS[n[0]] for n in g.nodes], node_size=sizes,
                                edgecolors="#333333", linewidths=[2.5 if n == ("item", item) else 1.0 for n in g.nodes])

@@ -88,7 +88,8 @@ class UIWeights:
         n = inputs.num_users + inputs.num_items
         u, i = inputs.train_user.cpu(), inputs.train_item.cpu() + inputs.num_users
         row, col = torch.cat([u, i]), torch.cat([i, u])
-        self.adj = torch.sparse_coo_tensor(torch.stack([row, col]), torch.ones(row.shape[0]), (n, n)).coalesce()
+        self.adj = torch.sparse_coo_tensor(torch.stack([row, col]), torch.ones(row.shape[0]), (n, n),
+                                           check_invariants=False).coalesce()
         self.adj = self.adj.to_sparse_csr()
         self.deg = torch.bincount(row, minlength=n).float()
         self.train = set((inputs.train_user.cpu() * self.ni + inputs.train_item.cpu()).tolist())
@@ -116,10 +117,9 @@ class UIWeights:
 
 
 class MaskedScores:
-    """Exact masked scores of ``final = sum_l alpha_l A^l X`` (:class:`UIWeights`): LightGCN, or (``model``)
-    :class:`gnn.mmkg_model.MMKGModel` with ``X = [user_ego; item_kg]`` and the user's context term, where a
-    mask changes the rows of users whose history / profile lost an edge and of items within ``kg_layers``
-    hops of a masked triple (the model's own layers on that neighbourhood). Build with :meth:`for_model`."""
+    """Exact masked scores of ``final = sum_l alpha_l A^l X`` (:class:`UIWeights`): LightGCN, or ``model`` =
+    :class:`gnn.mmkg_model.MMKGModel` (``X = [user_ego; item_kg]`` + context term; a mask changes the rows of
+    users who lost an edge and of items near a masked triple). Build with :meth:`for_model`."""
 
     def __init__(self, x: Tensor, alpha: Tensor, inputs: GraphInputs, model=None) -> None:
         self.m, self.inp, self.x, self.kg_h = model, inputs.to("cpu"), x.detach().float().cpu(), None
@@ -130,7 +130,11 @@ class MaskedScores:
             out = model.embed(self.inp)
         self.ent, self.user_ego, self.item_kg = out.get("entity_ego"), out["user_ego"], out["item_kg"]
         self.x = torch.cat([self.user_ego, self.item_kg])
-        self.hist, self.prof = (_csr_rows(k, self.inp.num_users) for k in (self.inp.train_user, self.inp.profile_user))
+        self.items_of, self.prof_of = ([[] for _ in range(self.inp.num_users)] for _ in range(2))
+        for (us, vs), lists in (((self.inp.train_user, self.inp.train_item), self.items_of),
+                                ((self.inp.profile_user, self.inp.profile_entity), self.prof_of)):
+            for u, v in zip(us.tolist(), vs.tolist(), strict=True):
+                lists[u].append(v)
         kept = kept_entities(self.inp, model.options)
         self.remap = torch.full((self.inp.num_entities,), -1, dtype=torch.long)
         self.remap[kept] = torch.arange(kept.numel())  # entity -> row of entity_ego (the trained kept set)
@@ -149,8 +153,8 @@ class MaskedScores:
                 new = F.normalize(layer(self.kg_h[-1], model.kg.rel_emb.weight, g), dim=-1) * self.kg_scale
                 self.kg_h.append(torch.where(g.has_edges.unsqueeze(1), new, self.kg_h[-1][: g.num_heads]))
             assert torch.allclose(torch.stack([x[:ni] for x in self.kg_h]).mean(0), self.item_kg, atol=1e-5)
-        probe = torch.arange(min(self.inp.num_users, 64))
-        assert torch.allclose(self._user_rows(probe, set(), set()), self.user_ego[probe], atol=1e-5)
+        probe = list(range(min(self.inp.num_users, 64)))
+        assert torch.allclose(self._user_rows([(u, set(), set()) for u in probe]), self.user_ego[probe], atol=1e-5)
 
     @staticmethod
     def for_model(model, inputs: GraphInputs) -> MaskedScores | None:
@@ -165,96 +169,115 @@ class MaskedScores:
             assert type(model) is MMKGModel and not model.training
             with torch.no_grad():
                 return MaskedScores(torch.zeros(0), torch.full((n,), 1.0 / n), inputs, model)
-        except (AssertionError, AttributeError, KeyError):
+        except (AssertionError, AttributeError, KeyError, RuntimeError):
             return None
 
-    def _local(self, node: Tensor) -> Tensor:
-        """KG-index nodes -> the model's local ids (items, then kept entities); -1 for a pruned entity."""
-        ni = self.inp.num_items
-        return torch.where(node < ni, node, torch.where(self.remap[(node - ni).clamp(min=0)] >= 0,
-                                                        self.remap[(node - ni).clamp(min=0)] + ni, -1))
+    def _local(self, node: Tensor) -> Tensor:  # KG index -> model ids (items, kept entities); -1: pruned
+        ent = self.remap[(node - self.inp.num_items).clamp(min=0)]
+        return torch.where(node < self.inp.num_items, node, torch.where(ent >= 0, ent + self.inp.num_items, -1))
 
-    def _kg_delta(self, kgp: set) -> tuple[Tensor, Tensor]:
-        """Changed items and their ``item_kg`` change ``[k, d]`` when the KG pairs ``kgp`` are masked (the
-        kept entities stay as trained): each layer is rerun, with the model's own slot graph and layer, for
-        the nodes whose input or neighbourhood changed, on their remaining in-edges only."""
-        if not kgp or self.kg_h is None:
-            return torch.zeros(0, dtype=torch.long), torch.zeros(0, self.x.shape[1])
+    def _kg_deltas(self, kgps: list[set]) -> list[tuple[Tensor, Tensor]]:
+        """Per mask: changed items and their ``item_kg`` change ``[k, d]`` when its KG pairs are masked (kept
+        entities as trained). Each layer is rerun, with the model's own slot graph and layer, for the nodes
+        whose input or neighbourhood changed, on their remaining in-edges; all masks in one graph."""
         from gnn.kg_propagation import build_slot_graph
 
-        (head, tail, rel), kp, ni, n = self.kg_edges, self.m.kg, self.inp.num_items, self.kg_h[0].shape[0]
-        pairs = self._local(torch.tensor(sorted(kgp)).reshape(-1)).reshape(-1, 2)
-        keys = (pairs.min(1).values * n + pairs.max(1).values)[(pairs >= 0).all(1)]
-        lo, hi = torch.searchsorted(self.pair_key, keys), torch.searchsorted(self.pair_key, keys, right=True)
-        dead = torch.zeros(head.shape[0], dtype=torch.bool)
-        dead[torch.cat([self.pair_order[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)] + [
-            torch.zeros(0, dtype=torch.long)])] = True
-        changed, x_in, news = torch.zeros(0, dtype=torch.long), self.kg_h[0], [None]
+        out = [(torch.zeros(0, dtype=torch.long), self.x[:0])] * len(kgps)
+        live = [c for c, kgp in enumerate(kgps) if kgp and self.kg_h is not None]
+        if not live:
+            return out
+        (head, tail, rel), kp, n = self.kg_edges, self.m.kg, self.kg_h[0].shape[0]
+        deads = []
+        for c in live:
+            pairs = self._local(torch.tensor(sorted(kgps[c])).reshape(-1)).reshape(-1, 2)
+            keys = (pairs.min(1).values * n + pairs.max(1).values)[(pairs >= 0).all(1)]
+            lo, hi = torch.searchsorted(self.pair_key, keys), torch.searchsorted(self.pair_key, keys, right=True)
+            deads.append(torch.zeros(head.shape[0], dtype=torch.bool).index_fill_(0, torch.cat(
+                [self.pair_order[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)] + [out[0][0]]), True))
+        news = [[out[0]] for _ in live]  # per mask, per layer: (nodes whose output changed, their new rows)
         for k, layer in enumerate(kp.layers, 1):
-            reach = _gather(*self.out_edges, changed)
-            heads = torch.unique(torch.cat([changed, head[dead], head[reach[~dead[reach]]]]))
-            heads = heads[heads < self.kg_h[k].shape[0]]
-            edges = _gather(*self.in_edges, heads)
-            edges = edges[~dead[edges]]
-            local = torch.unique(torch.cat([heads, tail[edges]]))
-            g = build_slot_graph(torch.searchsorted(local, head[edges]), torch.searchsorted(local, tail[edges]),
-                                 rel[edges], local.shape[0], kp.num_relations)
-            pos = torch.searchsorted(local, heads)
-            out = F.normalize(layer(x_in[local], kp.rel_emb.weight, g)[pos], dim=-1) * self.kg_scale
-            rows = torch.where(g.has_edges[pos].unsqueeze(1), out, x_in[heads])
-            news.append((heads, rows))
-            changed, x_in = heads, self.kg_h[k].clone()
-            x_in[heads] = rows
-        items = changed[changed < ni] if news[-1] is not None else changed
-        total = self.kg_h[0][items].clone()
-        for k in range(1, len(self.kg_h)):
-            vals, (nodes, rows) = self.kg_h[k][items].clone(), news[k]
-            hit = torch.isin(items, nodes)
-            vals[hit] = rows[torch.searchsorted(nodes, items[hit])]
-            total += vals
-        return items, total / len(self.kg_h) - self.item_kg[items]
+            parts, xs = [], []
+            for j, dead in enumerate(deads):
+                changed, rows = news[j][-1]
+                reach = _gather(*self.out_edges, changed)
+                heads = torch.unique(torch.cat([changed, head[dead], head[reach[~dead[reach]]]]))
+                heads = heads[heads < self.kg_h[k].shape[0]]
+                edges = _gather(*self.in_edges, heads)
+                edges = edges[~dead[edges]]
+                local = torch.unique(torch.cat([heads, tail[edges]]))
+                x = self.kg_h[k - 1][local].clone()
+                hit = torch.isin(local, changed)
+                x[hit] = rows[torch.searchsorted(changed, local[hit])]
+                parts.append((heads, edges, local, sum(p[2].shape[0] for p in parts)))
+                xs.append(x)
+            loc = [tuple(torch.searchsorted(lc, e[ed]) + off for e in (head, tail)) for _, ed, lc, off in parts]
+            g = build_slot_graph(torch.cat([h for h, _ in loc]), torch.cat([t for _, t in loc]),
+                                 torch.cat([rel[p[1]] for p in parts]), sum(x.shape[0] for x in xs), kp.num_relations)
+            xs = torch.cat(xs)
+            res = F.normalize(layer(xs, kp.rel_emb.weight, g), dim=-1) * self.kg_scale
+            for j, (heads, _, local, off) in enumerate(parts):
+                pos = off + torch.searchsorted(local, heads)
+                news[j].append((heads, torch.where(g.has_edges[pos].unsqueeze(1), res[pos], xs[pos])))
+        for j, c in enumerate(live):
+            items = news[j][-1][0][news[j][-1][0] < self.inp.num_items]
+            total = self.kg_h[0][items].clone()
+            for k in range(1, len(self.kg_h)):
+                vals, (nodes, rows) = self.kg_h[k][items].clone(), news[j][k]
+                hit = torch.isin(items, nodes)
+                vals[hit] = rows[torch.searchsorted(nodes, items[hit])]
+                total += vals
+            out[c] = (items, total / len(self.kg_h) - self.item_kg[items])
+        return out
 
-    def _items_of(self, user: int) -> list[int]:
-        return self.inp.train_item[_gather(*self.hist, torch.tensor([user]))].tolist()
-
-    def _user_rows(self, users: Tensor, inter: set, prof: set) -> Tensor:
-        """``user_ego`` rows of ``users`` with the masked interactions / profile edges removed."""
-        views, inp = dict(self.m._user_views(self.inp)), self.inp
-        if "content" in views:
-            x, mask = (v.clone() for v in views["content"])
-            for u in users.tolist():
-                its = torch.tensor([i for i in self._items_of(u) if (u, i) not in inter], dtype=torch.long)
-                x[u], mask[u] = (v[0] for v in _user_content(inp.features, torch.zeros_like(its), its, 1))
-            views["content"] = (x, mask)
-        ego = self.m.user_encoder(views)[0][users]
-        if self.m.profile_proj is not None and self.ent is not None and inp.profile_user.numel() and len(users):
-            ents = [[e for e in inp.profile_entity[_gather(*self.prof, torch.tensor([u]))].tolist()
-                     if (u, e) not in prof] for u in users.tolist()]
+    def _user_rows(self, rows: list[tuple[int, set, set]]) -> Tensor:
+        """``user_ego`` of each ``(user, masked interactions, masked profile edges)`` (the user encoder's
+        projections and fusion on those rows only; checked against the model at build)."""
+        enc, inp = self.m.user_encoder, self.inp
+        if not rows:
+            return self.user_ego[:0]
+        users, views, present = torch.tensor([u for u, _, _ in rows], dtype=torch.long), [], []
+        for mod in enc.modalities:
+            if mod == "content":
+                its = [[i for i in self.items_of[u] if (u, i) not in m] for u, m, _ in rows]
+                x, mask = _user_content(inp.features, torch.tensor([r for r, li in enumerate(its) for _ in li], dtype=
+                                        torch.long), torch.tensor(sum(its, []), dtype=torch.long), len(rows))
+            else:
+                x, mask = (v[users] for v in inp.feature(f"user.{mod}"))
+            views.append(enc.proj[mod](x.float()))
+            present.append(mask.bool())
+        if enc.id_emb is not None:
+            views.append(enc.id_emb.weight[users])
+            present.append(torch.ones(users.shape[0], dtype=torch.bool))
+        ego = enc.fusion(views, present)[0] if enc.fusion is not None else views[0] * present[0].unsqueeze(1)
+        if self.m.profile_proj is not None and self.ent is not None and inp.profile_user.numel():
+            ents = [[e for e in self.prof_of[u] if (u, e) not in m] for u, _, m in rows]
             ego = ego + self.m.profile_proj(torch.stack(
                 [self.ent[self.remap[es]].mean(0) if es else torch.zeros(self.ent.shape[1]) for es in ents]))
         return ego
 
     def __call__(self, user: int, item: int, masks: list[Pairs]) -> list[float]:
-        p, nu = len(masks), self.inp.num_users
+        p, nu, long = len(masks), self.inp.num_users, torch.long
         parts = [split_pairs(m, self.inp.num_items) for m in masks]
         w = self.weights(user, item, [inter for inter, _, _ in parts])
         base = w.T @ self.x
         if self.m is None:
             return (base[:p] * base[p:]).sum(1).tolist()
-        out = []
-        for c, (inter, prof, kgp) in enumerate(parts):
-            users = torch.tensor(sorted({u for u, _ in inter} | {u for u, _ in prof}), dtype=torch.long)
-            items, d_items = self._kg_delta(kgp)
-            rows = torch.cat([users, nu + items])
-            delta = torch.cat([self._user_rows(users, inter, prof) - self.user_ego[users], d_items])
-            u_vec, i_vec = base[c] + w[rows, c] @ delta, base[p + c] + w[rows, p + c] @ delta
-            if self.m.context is not None:
-                hist = [i for i in self._items_of(user) if (user, i) not in inter]
-                u_vec = u_vec + (self.m.context.weight[hist].sum(0) / len(hist) ** 0.5 if hist else 0.0)
-            if self.m.options.normalize:
-                u_vec, i_vec = F.normalize(u_vec, dim=-1), F.normalize(i_vec, dim=-1)
-            out.append(float(u_vec @ i_vec))
-        return out
+        todo = [(c, u) for c, (inter, prof, _) in enumerate(parts) for u in sorted({u for u, _ in inter | prof})]
+        kg = self._kg_deltas([kgp for _, _, kgp in parts])  # every changed row of X, per mask:
+        cols = torch.tensor([c for c, _ in todo] + [c for c, (its, _) in enumerate(kg) for _ in range(len(its))],
+                            dtype=long)
+        rows = torch.tensor([u for _, u in todo] + [nu + i for its, _ in kg for i in its.tolist()], dtype=long)
+        delta = torch.cat([self._user_rows([(u, parts[c][0], parts[c][1]) for c, u in todo])
+                           - self.user_ego[[u for _, u in todo]]] + [d for _, d in kg])
+        u_vec = base[:p].index_add(0, cols, w[rows, cols].unsqueeze(1) * delta)
+        i_vec = base[p:].index_add(0, cols, w[rows, cols + p].unsqueeze(1) * delta)
+        if self.m.context is not None:  # + sum of the kept history's context vectors / sqrt(history size)
+            mine = self.items_of[user]
+            keep = torch.tensor([[(user, i) not in inter for i in mine] for inter, _, _ in parts]).float()
+            u_vec = u_vec + keep @ self.m.context.weight[mine] / keep.sum(1, keepdim=True).clamp(min=1).sqrt()
+        if self.m.options.normalize:
+            u_vec, i_vec = F.normalize(u_vec, dim=-1), F.normalize(i_vec, dim=-1)
+        return (u_vec * i_vec).sum(1).tolist()
 
 
 def model_scorers(ck) -> tuple[ScoreFor, Callable[[int, int, list[Pairs]], list[float]] | None]:

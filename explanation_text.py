@@ -51,8 +51,8 @@ class Explanation:
 
 
 def rank_paths(paths: list[KGPath], drops: list[float], top: int) -> list[ScoredPath]:
-    """The ``top`` paths with a positive drop, largest drop first (ties: shorter, then earlier)."""
-    order = sorted(range(len(paths)), key=lambda k: (-drops[k], len(paths[k]), k))
+    """The ``top`` paths with a positive drop, largest drop first (ties: shorter, higher prior, node ids)."""
+    order = sorted(range(len(paths)), key=lambda k: (-drops[k], len(paths[k]), -paths[k].prior, paths[k].nodes))
     return [ScoredPath(paths[k], drops[k]) for k in order if drops[k] > 0][:top]
 
 

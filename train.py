@@ -269,6 +269,10 @@ def run(cfg: TrainConfig) -> int:
             history["stopped"] = stop[0]
         if writer is not None:
             writer.close()
+        if cfg.distributed:  # the ranks' parameters must agree after training
+            flat = torch.cat([p.detach().double().flatten().cpu() for p in core.parameters()])
+            history["rank_checksums"] = [None] * world
+            dist.all_gather_object(history["rank_checksums"], [float(flat.sum()), float(flat.pow(2).sum())])
         if rank == 0:
             best = torch.load(out / "best.pt", map_location=device, weights_only=True)
             core.load_state_dict(best["model_state"])

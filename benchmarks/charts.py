@@ -136,6 +136,12 @@ def robustness_chart(table: Mapping, metric: str, path: str | Path, title: str) 
     bx.set_ylabel(metric)
     bx.set_title("modality removed")
     bx.set_ylim(0, max(bars.values(), default=1.0) * 1.2 or 1.0)
+    failed = sorted({r["perturbation"].replace("_", " ") for r in table["rows"] if r.get("error")})
+    skipped = sorted(p.replace("_", " ") for p in table.get("skipped", {}))
+    if failed or skipped:
+        fig.text(0.01, -0.02, "; ".join(x for x in (f"model failed on: {', '.join(failed)}" if failed else "",
+                                                     f"not applicable: {', '.join(skipped)}" if skipped else "") if x)
+                 + " (see the table)", fontsize=9, style="italic", ha="left", va="top")
     fig.suptitle(title)
     _save(fig, path)
     return labels

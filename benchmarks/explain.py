@@ -8,7 +8,8 @@ of ``--users`` random users, then writes ``benchmarks/results/explain.md`` and `
 * faithfulness_ratio: mean score drop when the top path's edges are removed, divided by the mean drop for
   a random path of the same length between the same user and item (drawn from the search's paths);
   the same ratio for the path a degree prior alone would pick shows what the model's scoring adds;
-* latency_ms_p50 / _p95: one explanation (path search + model scoring + words), after the one-off setup;
+* latency_ms_p50 / _p95: one explanation (path search, candidates ranked by the drop of their first hop alone,
+  ``--candidates`` paths scored by their exact masked drop, words), after the one-off setup;
 * path search on the CSR adjacency (:class:`kg.paths.PathIndex`) vs the same bounded bidirectional
   search on a networkx graph's adjacency dicts (build time, query time, agreement of the path sets).
 """
@@ -32,7 +33,7 @@ from evaluation.report_tables import write_text_atomic  # noqa: E402
 from explain import load_explainer  # noqa: E402
 from explanation_text import NodeNamer, explanation_sentences, rank_paths  # noqa: E402
 from kg.constraints import constrained_top_k  # noqa: E402
-from kg.paths import PathIndex, pick_candidates  # noqa: E402
+from kg.paths import PathIndex  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SEARCH = {"max_hops": 4, "max_paths": 200, "max_branch": 64, "max_branch_end": 1000, "per_meeting": 4}
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace) -> dict:
     for u, i in tqdm(recs, desc="explain", unit="rec"):
         t0 = time.perf_counter()
         found = index.find_paths(u, i, **SEARCH)
-        cands = pick_candidates(found.paths, args.candidates)
+        cands = explainer.pick(u, i, found.paths)
         drops = explainer.drops(u, i, cands)
         best = rank_paths(cands, drops, 3)
         explanation_sentences(namer.for_user(u), i, [p.path for p in best], len(found.paths))
@@ -162,7 +163,9 @@ def run(args: argparse.Namespace) -> dict:
                "hops": len(best[0].path) if best else None}
         if best:  # faithfulness: the top path vs a random path of its length (not timed)
             row.update(_against_random(explainer, rng, u, i, found.paths, best[0].path, best[0].drop, "top"))
-            row.update(_against_random(explainer, rng, u, i, found.paths, cands[0], drops[0], "prior"))
+            prior = found.paths[0]  # what the degree prior alone would show
+            row.update(_against_random(explainer, rng, u, i, found.paths, prior, explainer.drops(u, i, [prior])[0],
+                                       "prior"))
         rows.append(row)
     scored = [r for r in rows if "top_drop" in r]
     top_mean, rand_mean = _mean(scored, "top_drop"), _mean(scored, "top_random_drop")

@@ -1,167 +1,123 @@
-"""Recommendation quality of the baselines and the full model on ml-100k, trained and scored by the same code.
+"""Recommendation quality of the baselines and the full model on ml-100k, every model trained by train.py.
 
-``python -m benchmarks.quality [--models ease,lightgcn] [--seeds 0,1,2]`` runs the named model families on
-random 80/10/10 per-user splits (RecBole's protocol), picks hyper-parameters on validation NDCG@20 only,
-scores the test split once per model and seed (full ranking, training items masked; validation items
-masked too for test) and merges the results into ``benchmarks/results/quality.json``, from which
-``quality.md`` is regenerated. Families run alone and merge, so the table fills in over several runs.
+    python -m benchmarks.quality --kg W/ml-kg [--models ease,lightgcn] [--seeds 0,1,2]
+
+``W/ml-kg`` is the ingested ml-100k KG with its features (``python -m kg.datasets.movielens --out W/ml.ttl``,
+``python -m kg ingest W/ml.ttl --out W/ml-kg``, ``python -m encoders encode --kg W/ml-kg``). Each run is
+``train.py`` in a subprocess (its peak RSS read with ``os.wait4``) on a random 80/10/10 per-user split
+(``--split_seed`` = seed), full ranking with training items masked (validation items too for test).
+Hyper-parameters are searched on the first seed's validation NDCG@20 and reused for the other seeds;
+train.py tests every run it trains, but only the selected run's test numbers are read. Families run
+alone (``--models``) and merge into ``benchmarks/results/quality.json``; ``quality.md`` is regenerated.
+``coldstart`` (cold-item split: full model vs content-kNN vs random, ranked among the test cold items)
+and ``scale`` (one epoch of the full model and LightGCN on a generated graph of 100k users, 50k items,
+1M interactions and 1M KG triples, random 384-d text features) are families too.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import subprocess
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from evaluation.protocol import EarlyStopping, SplitResult, TestEvaluator, ValidationEvaluator
-from evaluation.ranking import build_user_item_sets
-from evaluation.report_tables import ResourceMeter
-from gnn.baselines import BASELINES
-from gnn.graph_inputs import GraphInputs, build_graph_inputs
-from gnn.recommender import Batch, FittedRecommender, TrainableRecommender, make_score_fn
-from kg.data_dir import find_data_dir
 from kg.errors import MMKGError
-from kg.graph import KnowledgeGraph
-from kg.recbole_source import read_recbole
-from kg.splits import make_split
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+WORK = ROOT / "benchmarks" / "work"
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
-SELECT = "ndcg@20"
+COMMON = {"threads": 1, "progress": False, "tensorboard": False, "test_resamples": 0, "ks": "10,20"}
+BASE = {"eval_every": 5, "patience": 6, "epochs": 400}  # baselines; the full model keeps its config's schedule
+OFF = {"use_kg": False, "use_profile": False, "use_text": False, "use_image": False, "use_clip_text": False}
+FULL = {"config": str(ROOT / "configs" / "ml100k.toml")}  # the full model as its authors configured it
+# row name -> (fixed train.py flags, grid searched on validation)
+FAMILIES: dict[str, tuple[str, dict, list[dict]]] = {
+    "mostpop": ("MostPop", {"model": "mostpop", **BASE}, [{}]),
+    "ease": ("EASE", {"model": "ease", **BASE}, [{"baseline_options": {"reg_weight": r}} for r in (100, 200, 300, 500,
+                                                                                                   1000)]),
+    "bpr_mf": ("BPR-MF", {"model": "bpr_mf", **BASE}, [{"lr": a, "l2_weight": w} for a in (5e-4, 1e-3)
+                                                        for w in (1e-4, 1e-3)]),
+    "lightgcn": ("LightGCN", {"model": "lightgcn", "num_layers": 3, **BASE},
+                 [{"lr": lr, "batch_size": b} for lr in (1e-3, 2e-3, 5e-3) for b in (2048, 4096)]),
+    "id_only": ("Full model: ID only", {**FULL, **OFF}, [{}]),
+    "kg": ("Full model: ID + KG", {**FULL, **OFF, "use_kg": True, "use_profile": True}, [{}]),
+    "text": ("Full model: ID + KG + text", {**FULL, "use_image": False, "use_clip_text": False}, [{}]),
+    "image": ("Full model: ID + KG + text + image", FULL, [{}]),
+    "contrastive": ("Full model + contrastive loss", {**FULL, "contrastive_weight": 0.1}, [{}]),
+}
+SPECIAL = ("coldstart", "scale")
 REFERENCE = {"LightGCN": (0.380, 0.326), "BPR-MF": (0.372, 0.317), "EASE": (0.400, 0.347)}
 """RecBole 1.2.1 on this machine, same protocol: test (Recall@20, NDCG@20)."""
 
 
-@dataclass
-class Fold:
-    """One seed's split: model inputs and the project's evaluators (valid: train masked; test: train+valid)."""
-
-    seed: int
-    inputs: GraphInputs
-    valid: ValidationEvaluator
-    test: TestEvaluator
-
-
-def make_fold(kg: KnowledgeGraph, seed: int, method: str = "random") -> Fold:
-    inter = kg.interactions()
-    train, valid, test = make_split(inter, method, seed=seed).parts(inter)
-    nu, ni = kg.num_nodes("user"), kg.num_nodes("item")
-    sets = [build_user_item_sets(p.user, p.item, nu, ni) for p in (train, valid, test)]
-    return Fold(seed, build_graph_inputs(kg, train),
-                ValidationEvaluator(sets[0], sets[1], ks=(10, 20), main_metric=SELECT, batch_size=4096),
-                TestEvaluator(*sets, ks=(10, 20), batch_size=4096, n_resamples=0, n_groups=0, beyond=False))
-
-
-def metrics(result: SplitResult) -> dict[str, float]:
-    return {m: result.mean(m) for m in METRICS}
-
-
-def train_bpr(model: TrainableRecommender, fold: Fold, lr: float, batch_size: int, l2: float, max_epochs: int,
-              patience: int, log: Callable[[str], None]) -> dict:
-    """BPR with one uniform negative (not in the user's training set) per training pair, Adam, early
-    stopping on validation NDCG@20; the best epoch's weights are restored. Returns timing and history."""
-    inp = fold.inputs
-    users, items = inp.train_user, inp.train_item
-    known = torch.unique(users * inp.num_items + items)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    stopper, best_state, times = EarlyStopping(fold.valid, patience), None, []
-    gen = torch.Generator().manual_seed(fold.seed)
-    for epoch in range(max_epochs):
-        t0 = time.perf_counter()
-        model.train()
-        neg = _sample_negatives(users, inp.num_items, known, gen)
-        for idx in torch.randperm(users.numel(), generator=gen).split(batch_size):
-            b = Batch(users[idx], items[idx], neg[idx])
-            u_emb, i_emb = model(inp)
-            u = u_emb[b.users]
-            loss = -F.logsigmoid((u * i_emb[b.pos]).sum(1) - (u * i_emb[b.neg]).sum(1)).mean()
-            loss = loss + l2 * sum(e.pow(2).sum() for e in model.ego_embeddings(b)) / (2 * idx.numel())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        times.append(time.perf_counter() - t0)
-        stop = stopper.step(make_score_fn(model, inp), epoch)
-        log(f"  epoch {epoch} loss {loss.item():.4f} valid {SELECT} {stopper.history[-1][1]:.4f} ({times[-1]:.2f}s)")
-        if stopper.improved:
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if stop:
-            break
-    model.load_state_dict(best_state)
-    return {"epoch_time_s": float(np.mean(times)), "epochs": len(times), "best_epoch": stopper.best_epoch}
+def train_run(kg: Path, flags: dict, tag: str) -> dict:
+    """Run train.py with ``flags`` (cached by their hash under benchmarks/work/runs); its metrics.json plus
+    ``peak_rss_mb`` (the process's maximum resident set, from ``os.wait4``)."""
+    key = hashlib.sha1(json.dumps({"kg": str(kg), **flags}, sort_keys=True).encode()).hexdigest()[:10]
+    out = WORK / "runs" / f"{tag}-{key}"
+    done = out / "metrics.json"
+    if not done.exists() or not (out / "peak_rss_mb").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, str(ROOT / "train.py"), "--kg", str(kg), "--out", str(out)]
+        for k, v in flags.items():
+            argv += [f"--{k}", json.dumps(v) if isinstance(v, dict) else str(v).lower() if isinstance(v, bool)
+                     else str(v)]
+        print(f"[{tag}] {' '.join(argv[2:])}", flush=True)
+        with open(out / "train.log", "w") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                    env={**os.environ, "OMP_NUM_THREADS": "1"})
+            _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise MMKGError(f"train.py failed ({tag}); see {out / 'train.log'}")
+        (out / "peak_rss_mb").write_text(f"{usage.ru_maxrss / 1024:.1f}")
+    metrics = json.loads(done.read_text())
+    metrics["peak_rss_mb"] = float((out / "peak_rss_mb").read_text())
+    metrics["out"] = str(out)
+    return metrics
 
 
-def _sample_negatives(users: torch.Tensor, num_items: int, known: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """One item per entry of ``users`` ``[E]``, uniform over the items not in ``known`` (sorted user*I+item keys)."""
-    neg = torch.randint(num_items, users.shape, generator=gen)
-    redo = torch.arange(users.numel())
-    while redo.numel():
-        keys = users[redo] * num_items + neg[redo]
-        pos = torch.searchsorted(known, keys).clamp(max=known.numel() - 1)
-        redo = redo[known[pos] == keys]
-        neg[redo] = torch.randint(num_items, redo.shape, generator=gen)
-    return neg
+def summarize_run(m: dict, hp: dict) -> dict:
+    """valid metrics at the best epoch, test metrics, mean epoch time (fit time for fitted models)."""
+    best = next(v for v in m["valid"] if v["epoch"] == (m.get("best_epoch") or 0))
+    secs = m.get("epoch_seconds") or [m.get("fit_seconds", 0.0)]
+    return {"hparams": hp, "valid": {k: best[k] for k in METRICS}, "test": {k: m["test"][k] for k in METRICS},
+            "epoch_time_s": float(np.mean(secs)), "epochs": int(m.get("epoch", 0)),
+            "best_epoch": int(m.get("best_epoch") or 0), "peak_rss_mb": m["peak_rss_mb"], "run": m["out"]}
 
 
-@dataclass
-class Family:
-    """A model row: its baseline name and the hyper-parameter grid searched on validation."""
-
-    row: str
-    baseline: str
-    grid: list[dict]
-    trainable: bool
-
-
-FAMILIES = {
-    "mostpop": Family("MostPop", "mostpop", [{}], False),
-    "ease": Family("EASE", "ease", [{"reg_weight": r} for r in (50.0, 100.0, 200.0, 300.0, 500.0, 1000.0)], False),
-    "bpr_mf": Family("BPR-MF", "bpr_mf", [{"lr": lr, "batch_size": 2048, "l2": 1e-4} for lr in (1e-3, 2e-3, 5e-3)],
-                     True),
-    "lightgcn": Family("LightGCN", "lightgcn", [{"lr": lr, "batch_size": bs, "l2": 1e-4}
-                                                for lr in (1e-3, 2e-3, 5e-3) for bs in (2048, 4096)], True),
-}
-
-
-def run_family(fam: Family, fold: Fold, args: argparse.Namespace, log: Callable[[str], None],
-               grid: list[dict] | None = None) -> dict:
-    """Search ``grid`` (default ``fam.grid``) on validation, then score the selected model on test once."""
-    best = None
-    for hp in grid or fam.grid:
-        torch.manual_seed(fold.seed)
-        train_hp = {k: hp[k] for k in ("lr", "batch_size", "l2") if k in hp}
-        opts = {k: v for k, v in hp.items() if k not in train_hp}
-        model = BASELINES[fam.baseline](fold.inputs, embedding_dim=64, num_layers=3, **opts)
-        with ResourceMeter() as mem:
-            t0 = time.perf_counter()
-            if isinstance(model, FittedRecommender):
-                model.fit(fold.inputs.train_user, fold.inputs.train_item, fold.inputs.num_users, fold.inputs.num_items)
-                info = {"epoch_time_s": time.perf_counter() - t0, "epochs": 0}
-            else:
-                info = train_bpr(model, fold, max_epochs=args.max_epochs, patience=args.patience, log=log, **train_hp)
-        valid = metrics(fold.valid.evaluate(make_score_fn(model, fold.inputs)))
-        log(f"{fam.row} seed {fold.seed} {hp}: valid {SELECT} {valid[SELECT]:.4f} ({info})")
-        if best is None or valid[SELECT] > best[0]["valid"][SELECT]:
-            best = ({"hparams": hp, "valid": valid, **info, "peak_mem_mb": mem.peak_mem_mb}, model)
-    result, model = best
-    result["test"] = metrics(fold.test.evaluate(make_score_fn(model, fold.inputs), f"{fam.row}/seed{fold.seed}"))
-    log(f"{fam.row} seed {fold.seed} selected {result['hparams']}: test {result['test']}")
+def run_family(name: str, kg: Path, seed: int, data: dict) -> dict:
+    """One seed of one row: the grid on validation (or the selection stored for the row), then its test."""
+    row, fixed, grid = FAMILIES[name]
+    have = json.loads((kg / "features" / "features.json").read_text())["counts"]
+    if "config" in fixed and fixed.get("use_image", True) and "item.image" not in have:
+        raise MMKGError(f"{row} needs item.image features in {kg}/features (mmkgrec-encode pretrain-clip, encode)")
+    chosen = data.get("models", {}).get(row, {}).get("selected")
+    candidates = [chosen] if chosen is not None else grid
+    seen = []
+    for hp in candidates:
+        flags = {**COMMON, **fixed, **hp, "seed": seed, "split_seed": seed}
+        m = train_run(kg, flags, f"{name}-s{seed}")
+        seen.append((m["best_score"] if m.get("best_score") is not None else m["valid"][0]["ndcg@20"], hp, m))
+        print(f"{row} seed {seed} {hp}: valid ndcg@20 {seen[-1][0]:.4f}", flush=True)
+    score, hp, m = max(seen, key=lambda t: t[0])
+    result = summarize_run(m, hp)
+    result["grid"] = [{"hparams": h, "valid_ndcg@20": s} for s, h, _ in seen]
+    print(f"{row} seed {seed} selected {hp}: test {result['test']}", flush=True)
     return result
 
 
 def summarize(per_seed: dict[str, dict]) -> dict:
-    """Mean and (population) std over seeds of every valid/test metric, epoch time and peak memory."""
+    """Mean and (population) std over seeds of valid/test metrics, epoch time and peak memory."""
     out: dict[str, dict] = {"mean": {}, "std": {}}
     runs = list(per_seed.values())
-    keys = [(p, m) for p in ("valid", "test") for m in METRICS] + [(None, "epoch_time_s"), (None, "peak_mem_mb")]
+    keys = [(p, m) for p in ("valid", "test") for m in METRICS] + [(None, "epoch_time_s"), (None, "peak_rss_mb")]
     for part, m in keys:
         vals = np.array([r[part][m] if part else r[m] for r in runs], dtype=np.float64)
         name = f"{part}/{m}" if part else m
@@ -169,81 +125,172 @@ def summarize(per_seed: dict[str, dict]) -> dict:
     return out
 
 
-def merge(path: Path, rows: dict[str, dict[str, dict]]) -> dict:
-    """Merge per-seed results ``{row: {seed: result}}`` into the JSON at ``path`` (atomically)."""
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data.setdefault("protocol", PROTOCOL)
-    data["reference_recbole"] = {k: {"test/recall@20": r, "test/ndcg@20": n} for k, (r, n) in REFERENCE.items()}
-    models = data.setdefault("models", {})
-    for row, seeds in rows.items():
-        entry = models.setdefault(row, {"per_seed": {}})
-        entry["per_seed"].update(seeds)
-        entry.update(summarize(entry["per_seed"]))
-    _write(path, json.dumps(data, indent=1, sort_keys=True))
-    return data
+def cold_start(kg_dir: Path, seed: int) -> dict:
+    """Cold-item split: Recall/NDCG@20 of each model ranking only the test cold items, for the users
+    who interacted with them (training and validation items cannot be among them)."""
+    from safetensors.torch import load_file
+
+    from encoders.features import load_features
+    from evaluation.metrics import ranking_metrics
+    from evaluation.ranking import build_user_item_sets, rank_all_items
+    from gnn.content_knn import ContentKNN
+    from kg.graph import KnowledgeGraph
+    from kg.splits import make_split
+
+    kg = KnowledgeGraph.load(kg_dir)
+    inter = kg.interactions()
+    split = make_split(inter, "cold_item", seed=seed)
+    train, _, test = split.parts(inter)
+    cold_test = np.intersect1d(split.cold_items, test.item)
+    keep = np.isin(test.item, cold_test)
+    ni = kg.num_nodes("item")
+    relevant = build_user_item_sets(test.user[keep], test.item[keep], kg.num_nodes("user"), ni)
+    users = torch.from_numpy(np.flatnonzero(relevant.lengths() > 0))
+    not_cand = torch.ones(ni, dtype=torch.bool)
+    not_cand[torch.from_numpy(cold_test)] = False
+    text = load_features(kg_dir / "features", kg).get("item.text")
+    knn = ContentKNN(text, load_features(kg_dir / "features", kg).get("item.text_mask"))
+    knn.fit(torch.from_numpy(train.user), torch.from_numpy(train.item), kg.num_nodes("user"), ni)
+    gen = torch.Generator().manual_seed(seed)
+    scorers = {"random": lambda u: torch.rand(u.numel(), ni, generator=gen), "content-kNN": knn.score}
+    runs = {}
+    for label, extra in (("full model", FULL), ("full model, content only (use_id=false)", {**FULL, "use_id": False})):
+        flags = {**COMMON, **extra, "split": "cold_item", "seed": seed, "split_seed": seed}
+        runs[label] = m = train_run(kg_dir, flags, f"cold-s{seed}")
+        emb = load_file(str(Path(m["out"]) / "embeddings.safetensors"))
+        scorers[label] = lambda u, e=emb: e["user_emb"][u] @ e["item_emb"].T
+    out = {"cold_test_items": int(cold_test.size), "users": int(users.numel())}
+    for label, fn in scorers.items():
+        top = rank_all_items(lambda u, f=fn: f(u).masked_fill(not_cand, float("-inf")), users, ni, None, 20)
+        means = ranking_metrics(top, relevant, (20,), users=users.numpy()).means()
+        out[label] = {"cold/recall@20": means["recall@20"], "cold/ndcg@20": means["ndcg@20"]}
+        if label in runs:
+            out[label]["all-items test/recall@20"] = runs[label]["test"]["recall@20"]
+            out[label]["epoch_time_s"] = float(np.mean(runs[label]["epoch_seconds"]))
+    return out
 
 
-PROTOCOL = ("ml-100k (RecBole atomic files via kg.recbole_source), random 80/10/10 per-user split (kg.splits), "
-            "full ranking over all items with training items masked (and validation items for test), "
-            "hyper-parameters selected on validation NDCG@20, test scored once per model and seed.")
+def scale(seed: int) -> dict:
+    """One epoch of the full model and of LightGCN on the generated graph (same batch size)."""
+    kg_dir = write_scale_graph(WORK / "scale-kg", seed)
+    out = {}
+    for label, extra in (("full model", FULL), ("LightGCN", {"model": "lightgcn", "num_layers": 3})):
+        m = train_run(kg_dir, {**COMMON, **extra, "epochs": 1, "eval_every": 1, "batch_size": 8192,
+                               "eval_batch_size": 2048, "seed": seed, "split_seed": seed}, f"scale-s{seed}")
+        out[label] = {"epoch_time_s": m["epoch_seconds"][0], "peak_rss_mb": m["peak_rss_mb"]}
+    out["ratio_full_over_lightgcn"] = out["full model"]["epoch_time_s"] / out["LightGCN"]["epoch_time_s"]
+    return out
+
+
+def write_scale_graph(out: Path, seed: int, users: int = 100_000, items: int = 50_000, entities: int = 100_000,
+                      n_inter: int = 1_000_000, n_triples: int = 1_000_000, relations: int = 20) -> Path:
+    """A saved KG with Zipf-like item / entity popularity and random unit-norm 384-d item / entity text."""
+    from encoders.features import save_features
+    from kg.graph import KnowledgeGraph
+
+    if (out / "features").is_dir():
+        return out
+    rng = np.random.default_rng(seed)
+    kg = KnowledgeGraph()
+    for ntype, n in (("user", users), ("item", items), ("entity", entities)):
+        for i in range(n):
+            kg.add_node(ntype, f"{ntype[0]}{i}")
+    zipf = (lambda n: (p := 1.0 / (np.arange(n) + 10.0) ** 0.8) / p.sum())  # noqa: E731
+    key = np.unique(rng.integers(users, size=2 * n_inter) * items + rng.choice(items, 2 * n_inter, p=zipf(items)))
+    for k in rng.permutation(key)[:n_inter].tolist():
+        kg.add_interaction(f"u{k // items}", f"i{k % items}", 1.0)
+    rel = rng.integers(relations, size=n_triples)
+    head, tail = rng.integers(items, size=n_triples), rng.choice(entities, n_triples, p=zipf(entities))
+    for r in range(relations):
+        kg.add_triples(("item", f"rel{r}", "entity"), head[rel == r], tail[rel == r])
+    kg.save(out)
+    feats = {f"{t}.text": torch.nn.functional.normalize(torch.randn(n, 384), dim=1) for t, n in
+             (("item", items), ("entity", entities))}
+    feats.update({f"{k}_mask": torch.ones(v.shape[0], dtype=torch.bool) for k, v in list(feats.items())})
+    save_features(out / "features", feats, {k: "random-normal-384" for k in feats})
+    return out
 
 
 def render(data: dict) -> str:
     """The markdown report of the merged JSON."""
-    lines = ["# Recommendation quality (ml-100k)", "", data["protocol"], "",
-             "| model | seeds | valid R@20 | valid N@20 | test R@10 | test N@10 | test R@20 | test N@20 "
-             "| epoch (s) | peak mem (MB) | vs RecBole R@20 |", "|" + "---|" * 11]
-    for row, e in data["models"].items():
+    lines = ["# Recommendation quality (ml-100k)", "", " ".join(__doc__.split("\n\n")[2].split()), "",
+             "| model | seeds | valid R@20 | valid N@20 | test R@10 | test N@10 | test R@20 | test N@20 | epoch (s) "
+             "| peak RSS (MB) | test R@20 vs RecBole |", "|" + "---|" * 11]
+    for row, e in data.get("models", {}).items():
         mean, std = e["mean"], e["std"]
         cells = [f"{mean[k]:.4f} ± {std[k]:.4f}" for k in ("valid/recall@20", "valid/ndcg@20", "test/recall@10",
                                                              "test/ndcg@10", "test/recall@20", "test/ndcg@20")]
-        ref = REFERENCE.get(row)
-        vs = f"{mean['test/recall@20'] / ref[0] - 1:+.1%}" if ref else ""
+        vs = f"{mean['test/recall@20'] / REFERENCE[row][0] - 1:+.1%}" if row in REFERENCE else ""
         lines.append(f"| {row} | {len(e['per_seed'])} | " + " | ".join(cells)
-                     + f" | {mean['epoch_time_s']:.2f} | {mean['peak_mem_mb']:.0f} | {vs} |")
-    lines += ["", "Selected hyper-parameters per seed:", ""]
-    for row, e in data["models"].items():
-        lines.append(f"- {row}: " + "; ".join(f"seed {s}: {r['hparams']}" for s, r in e["per_seed"].items()))
-    lines += ["", "RecBole 1.2.1 reference (test R@20 / N@20): "
+                     + f" | {mean['epoch_time_s']:.2f} | {mean['peak_rss_mb']:.0f} | {vs} |")
+    lines += ["", "Epoch time: mean wall seconds of a training epoch (fit time for MostPop / EASE), one CPU thread on "
+              "a shared machine; peak RSS of the whole train.py process. Selected hyper-parameters "
+              "(searched on the validation split of the first seed, reused for the others):", ""]
+    lines += [f"- {row}: {e.get('selected')}" for row, e in data.get("models", {}).items()]
+    lines += ["", "RecBole 1.2.1 reference, same protocol (test R@20 / N@20): "
               + ", ".join(f"{k} {r:.3f} / {n:.3f}" for k, (r, n) in REFERENCE.items()), ""]
+    for seed, c in data.get("coldstart", {}).items():
+        lines += [f"## Cold-start items (cold_item split, seed {seed}: {c['cold_test_items']} test cold items, "
+                  f"{c['users']} users; ranked among the test cold items)", "", "| model | cold R@20 | cold N@20 |",
+                  "|---|---|---|"]
+        lines += [f"| {k} | {v['cold/recall@20']:.4f} | {v['cold/ndcg@20']:.4f} |" for k, v in c.items()
+                  if isinstance(v, dict)] + [""]
+    for seed, c in data.get("scale", {}).items():
+        lines += [f"## Scale (generated: 100k users, 50k items, 1M interactions, 1M KG triples; seed {seed}; "
+                  "batch 8192, one epoch, one CPU thread)", "",
+                  "| model | epoch (s) | peak RSS (MB) |", "|---" * 3 + "|"]
+        lines += [f"| {k} | {v['epoch_time_s']:.1f} | {v['peak_rss_mb']:.0f} |" for k, v in c.items()
+                  if isinstance(v, dict)]
+        lines += ["", f"CPU epoch time, full model / LightGCN: {c['ratio_full_over_lightgcn']:.1f}x", ""]
+    rows = data.get("models", {})
+    full = next((r for r in (FAMILIES[k][0] for k in ("contrastive", "image", "text")) if r in rows), None)
+    if "LightGCN" in rows and full:
+        ratio = rows[full]["mean"]["epoch_time_s"] / rows["LightGCN"]["mean"]["epoch_time_s"]
+        lines += [f"ml-100k CPU epoch time, full model / LightGCN: {ratio:.1f}x", ""]
     return "\n".join(lines)
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def save(path: Path, data: dict) -> None:
+    data["reference_recbole"] = {k: {"test/recall@20": r, "test/ndcg@20": n} for k, (r, n) in REFERENCE.items()}
+    for path_, text in ((path, json.dumps(data, indent=1, sort_keys=True)), (path.with_suffix(".md"), render(data))):
+        path_.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path_.with_name(f".{path_.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path_)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default=",".join(FAMILIES), help=f"comma list of {', '.join(FAMILIES)}")
+    names = list(FAMILIES) + list(SPECIAL)
+    p.add_argument("--models", default=",".join(FAMILIES), help=f"comma list of {', '.join(names)}")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--max-epochs", type=int, default=400)
-    p.add_argument("--patience", type=int, default=10)
-    p.add_argument("--tune-seed-only", action="store_true",
-                   help="search the grid on the first seed only and reuse its selection for the others")
+    p.add_argument("--kg", type=Path, default=WORK / "ml-kg", help="the ingested ml-100k KG directory")
+    p.add_argument("--retune", action="store_true", help="search the grid again instead of reusing the selection")
     p.add_argument("--json", type=Path, default=RESULTS / "quality.json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     try:
-        names = [m for m in args.models.split(",") if m]
-        unknown = [m for m in names if m not in FAMILIES]
+        models = [m for m in args.models.split(",") if m]
+        unknown = [m for m in models if m not in names]
         if unknown:
-            raise MMKGError(f"unknown model family {unknown[0]!r} (expected one of {', '.join(FAMILIES)})")
-        kg = read_recbole(find_data_dir(args.data_dir), "ml-100k")
-        rows: dict[str, dict[str, dict]] = {}
-        for seed in (int(s) for s in args.seeds.split(",")):
-            fold = make_fold(kg, seed)
-            for name in names:
-                fam = FAMILIES[name]
-                chosen = rows.get(fam.row)
-                grid = [next(iter(chosen.values()))["hparams"]] if chosen and args.tune_seed_only else None
-                rows.setdefault(fam.row, {})[str(seed)] = run_family(fam, fold, args, print, grid)
-                data = merge(args.json, {fam.row: rows[fam.row]})
-                _write(args.json.with_suffix(".md"), render(data))
+            raise MMKGError(f"unknown model family {unknown[0]!r} (expected one of {', '.join(names)})")
+        if not (args.kg / "features").is_dir() and set(models) - {"scale"}:
+            raise MMKGError(f"{args.kg}: no KG with features; build it as described in benchmarks/quality.py")
+        data = json.loads(args.json.read_text()) if args.json.exists() else {}
+        for name in models:
+            for seed in (int(s) for s in args.seeds.split(",")):
+                if name in SPECIAL:
+                    data.setdefault(name, {})[str(seed)] = cold_start(args.kg, seed) if name == "coldstart" \
+                        else scale(seed)
+                else:
+                    row = FAMILIES[name][0]
+                    entry = data.setdefault("models", {}).setdefault(row, {"per_seed": {}})
+                    if args.retune:
+                        entry.pop("selected", None)
+                    entry["per_seed"][str(seed)] = res = run_family(name, args.kg, seed, data)
+                    entry.setdefault("selected", res["hparams"])
+                    entry.update(summarize(entry["per_seed"]))
+                save(args.json, data)
     except MMKGError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

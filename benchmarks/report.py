@@ -1,18 +1,13 @@
 """The benchmark report: every ``benchmarks/results/*.json`` gathered into ``REPORT.md`` with PNG charts.
 
-``python benchmarks/report.py [--results benchmarks/results] [--curves RUN.json ...]`` reads
-
-* ``quality.json`` (``python -m benchmarks.quality``): per model mean / std / per-seed test metrics, the RecBole
-  reference numbers, ``ablations`` (same shape as ``models``) and training curves when present;
-* ``robustness.json`` (``python evaluate.py --checkpoint CKPT --robustness --out-dir benchmarks/results``);
-* ``eval_speed.json`` or ``eval_speed.md`` (``python benchmarks/eval_speed.py``); ``explain.json``;
-* training curves: ``curves`` in quality.json, ``history`` in its per-seed entries, and ``--curves`` files
-  (a train.py run folder: validation NDCG@20 from its ``metrics.json``, the per-epoch loss from its ``tb/``
-  TensorBoard scalars; or a JSON ``{"history": [{"epoch", "loss", "valid": {"ndcg@20": ...}}]}``),
-
-and writes ``REPORT.md`` plus ``quality_models.png``, ``ablations.png``, ``robustness.png`` and
-``training_curves.png`` beside it. A missing input leaves its section saying what is missing and which
-command makes it; no number is ever filled in.
+``python benchmarks/report.py [--results benchmarks/results] [--curves RUN ...]`` reads ``quality.json``
+(``python -m benchmarks.quality``: per-model mean / std / per-seed metrics, RecBole references, the ``Full model``
+ablation rows, cold-start and scale runs, each run's folder), ``robustness.json`` (``evaluate.py --robustness``),
+``eval_speed.md`` and ``explain.json``. Training curves come from the train.py run folders (quality.json's runs
+and ``--curves``): validation NDCG@20 from ``metrics.json``, the per-epoch loss from ``tb/`` when TensorBoard was
+on. Writes ``REPORT.md`` and ``quality_models.png``, ``ablations.png``, ``robustness.png``,
+``training_curves.png`` beside it. A missing input leaves its section naming what is missing and the command
+that makes it; no number is ever filled in.
 """
 
 from __future__ import annotations
@@ -36,12 +31,9 @@ from evaluation.robustness import render_robustness  # noqa: E402
 from kg.errors import MMKGError  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-CMD = {
-    "quality": "python -m benchmarks.quality --models mostpop,ease,bpr_mf,lightgcn --seeds 0,1,2",
-    "robustness": "python evaluate.py --checkpoint <run>/best.pt --robustness --out-dir benchmarks/results",
-    "eval_speed": "python benchmarks/eval_speed.py",
-    "explain": "python -m benchmarks.explain",
-}
+CMD = {"quality": "python -m benchmarks.quality --kg <kg> --seeds 0,1,2",
+       "robustness": "python evaluate.py --checkpoint <run>/best.pt --robustness --out-dir benchmarks/results",
+       "eval_speed": "python benchmarks/eval_speed.py", "explain": "python -m benchmarks.explain"}
 
 
 def load_json(path: Path) -> Any | None:
@@ -88,21 +80,39 @@ def model_table(rows: Mapping[str, tuple[dict, dict, int]], metrics: list[str],
     return lines + [""]
 
 
+ABLATION_PREFIX = "Full model"
+
+
+def _split_rows(quality: dict) -> tuple[dict, dict]:
+    """``(main rows, ablation rows)``: ``ablations`` when present, else the ``Full model...`` variants of ``models``
+    (the main chart keeps the baselines and the complete full model, the row without a ``:`` variant suffix)."""
+    models = quality.get("models") or {}
+    if quality.get("ablations"):
+        return models, quality["ablations"]
+    abl = {k: v for k, v in models.items() if k.startswith(ABLATION_PREFIX)}
+    main = {k: v for k, v in models.items() if not k.startswith(f"{ABLATION_PREFIX}:")}
+    return main, abl if len(abl) > 1 else {}
+
+
+def _chart_rows(entries: dict, path: Path, title: str, ref: dict | None = None) -> list[str]:
+    rows = {name: _mean_std(e) for name, e in entries.items()}
+    metrics = _test_metrics(rows)
+    charts.bar_chart({k: (m, s) for k, (m, s, _) in rows.items()}, metrics, path, title, reference=ref,
+                     n_seeds={k: n for k, (_, _, n) in rows.items() if n is not None})
+    return model_table(rows, metrics, ref) + [f"![{title.splitlines()[0]}]({path.name})", ""]
+
+
 def quality_section(quality: dict | None, out: Path) -> list[str]:
     parts = ["## Recommendation quality by model", ""]
     if quality is None or not quality.get("models"):
         return parts + _missing("per-model quality results", "quality.json", CMD["quality"])
     parts += [quality.get("protocol", ""), ""] if quality.get("protocol") else []
-    rows = {name: _mean_std(e) for name, e in quality["models"].items()}
-    metrics = _test_metrics(rows)
-    ref = quality.get("reference_recbole", {})
-    parts += model_table(rows, metrics, ref)
-    charts.bar_chart({k: (m, s) for k, (m, s, _) in rows.items()}, metrics, out / "quality_models.png",
-                     "Test metrics by model, ml-100k\n(mean ± std over seeds; dashed line = RecBole reference)",
-                     reference=ref, n_seeds={k: n for k, (_, _, n) in rows.items() if n is not None})
-    parts += ["![metrics by model](quality_models.png)", ""]
-    hp = [f"- {name}: " + "; ".join(f"seed {s}: {r.get('hparams')}" for s, r in e.get("per_seed", {}).items())
-          for name, e in quality["models"].items() if e.get("per_seed")]
+    main, _ = _split_rows(quality)
+    parts += _chart_rows(main, out / "quality_models.png", "Test metrics by model, ml-100k\n(mean ± std over "
+                         "seeds; dashed line = RecBole reference)", quality.get("reference_recbole", {}))
+    hp = [f"- {name}: {e['selected']}" if "selected" in e else f"- {name}: " + "; ".join(
+        f"seed {s}: {r.get('hparams')}" for s, r in e.get("per_seed", {}).items())
+        for name, e in quality["models"].items() if e.get("per_seed") or "selected" in e]
     return parts + (["Selected hyper-parameters (validation NDCG@20):", "", *hp, ""] if hp else [])
 
 
@@ -110,16 +120,29 @@ def ablation_section(quality: dict | None, out: Path) -> list[str]:
     parts = ["## Ablations", ""]
     if quality is None:
         return parts + _missing("ablation results", "quality.json", CMD["quality"])
-    if not quality.get("ablations"):
-        return parts + ["_Missing: `benchmarks/results/quality.json` holds no `ablations` section yet "
-                        "(the full model's ablation runs write it)._", ""]
-    rows = {name: _mean_std(e) for name, e in quality["ablations"].items()}
-    metrics = _test_metrics(rows)
-    parts += model_table(rows, metrics)
-    charts.bar_chart({k: (m, s) for k, (m, s, _) in rows.items()}, metrics, out / "ablations.png",
-                     "Ablations: the full model with one part removed\n(test metrics, mean ± std over seeds)",
-                     n_seeds={k: n for k, (_, _, n) in rows.items() if n is not None})
-    return parts + ["![ablations](ablations.png)", ""]
+    _, abl = _split_rows(quality)
+    if not abl:
+        return parts + ["_Missing: `benchmarks/results/quality.json` holds no ablation rows yet (`Full model: ...` "
+                        "variants); make them with `python -m benchmarks.quality --kg <kg> --models "
+                        "id_only,kg,text,image,full`._", ""]
+    return parts + _chart_rows(abl, out / "ablations.png", "Ablations: the full model built up part by part\n"
+                               "(test metrics, mean ± std over seeds)")
+
+
+def extra_section(quality: dict | None) -> list[str]:
+    """Cold-start and scale results of quality.json, as stored (one table per seed)."""
+    parts: list[str] = []
+    for key, title in (("coldstart", "Cold-start items"), ("scale", "Scale (generated graph)")):
+        for seed, c in ((quality or {}).get(key) or {}).items():
+            rows = {k: v for k, v in c.items() if isinstance(v, Mapping)}
+            cols = list(dict.fromkeys(m for v in rows.values() for m in v))
+            notes = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in c.items()
+                              if not isinstance(v, Mapping))
+            parts += [f"## {title}, seed {seed}", "", notes, "", "| model | " + " | ".join(cols) + " |",
+                      "|" + "---|" * (len(cols) + 1)]
+            parts += ["| " + " | ".join([k] + [f"{v[m]:.4f}" if isinstance(v.get(m), float) else str(v.get(m, "—"))
+                                               for m in cols]) + " |" for k, v in rows.items()] + [""]
+    return parts
 
 
 def robustness_section(table: dict | None, out: Path) -> list[str]:
@@ -139,29 +162,24 @@ def robustness_section(table: dict | None, out: Path) -> list[str]:
 
 
 def as_curve(obj: Any, metric: str = "ndcg@20") -> dict[str, list[float]] | None:
-    """Normalise a training log to ``{"epoch", "loss", "valid_epoch", "valid_<metric>"}`` lists, or ``None``.
-    Accepts ``{"history": [...]}``, a list of per-epoch records (``loss`` and ``valid: {metric}`` or a flat
-    ``metric`` / ``valid_<metric>``), train.py's ``metrics.json`` (``valid``: per-validation records) and
-    ``{"epoch": [...], "loss": [...], "valid_<metric>": [...]}``."""
+    """``{"epoch", "loss", "valid_epoch", "valid_<metric>"}`` lists from train.py's ``metrics.json`` / checkpoint
+    ``history`` (``valid``: per-validation records) or a list of per-epoch ``{"epoch", "loss", "valid": {...}}``."""
     if isinstance(obj, Mapping) and "history" in obj:
         obj = obj["history"]
     if isinstance(obj, Mapping) and isinstance(obj.get("valid"), list):
-        obj = [{"loss": None, **r} for r in obj["valid"]]
-    if isinstance(obj, list) and obj and all(isinstance(r, Mapping) for r in obj):
-        c: dict[str, list[float]] = {"epoch": [], "loss": [], "valid_epoch": [], f"valid_{metric}": []}
-        for n, r in enumerate(obj, 1):
-            if r.get("loss") is not None:
-                c["epoch"].append(r.get("epoch", n))
-                c["loss"].append(float(r["loss"]))
-            v = r["valid"].get(metric) if isinstance(r.get("valid"), Mapping) else \
-                r.get(f"valid_{metric}", r.get(metric))
-            if v is not None:
-                c["valid_epoch"].append(r.get("epoch", n))
-                c[f"valid_{metric}"].append(float(v))
-        return c if c["loss"] or c[f"valid_{metric}"] else None
-    if isinstance(obj, Mapping) and ("loss" in obj or f"valid_{metric}" in obj):
-        return {k: list(v) for k, v in obj.items() if isinstance(v, list)}
-    return None
+        obj = obj["valid"]
+    if not (isinstance(obj, list) and obj and all(isinstance(r, Mapping) for r in obj)):
+        return None
+    c: dict[str, list[float]] = {"epoch": [], "loss": [], "valid_epoch": [], f"valid_{metric}": []}
+    for n, r in enumerate(obj, 1):
+        if r.get("loss") is not None:
+            c["epoch"].append(r.get("epoch", n))
+            c["loss"].append(float(r["loss"]))
+        v = r["valid"].get(metric) if isinstance(r.get("valid"), Mapping) else r.get(metric)
+        if v is not None:
+            c["valid_epoch"].append(r.get("epoch", n))
+            c[f"valid_{metric}"].append(float(v))
+    return c if c["loss"] or c[f"valid_{metric}"] else None
 
 
 def tensorboard_losses(tb_dir: Path) -> tuple[list[int], list[float]]:
@@ -194,14 +212,15 @@ def run_curve(path: Path) -> dict[str, list[float]]:
 
 
 def collect_curves(quality: dict | None, extra: list[Path]) -> dict[str, dict[str, list[float]]]:
+    """One curve per quality.json model (its first seed whose run has >= 2 points), then the ``--curves`` runs."""
     curves: dict[str, dict[str, list[float]]] = {}
-    for name, c in ((quality or {}).get("curves") or {}).items():
-        if (norm := as_curve(c)) is not None:
-            curves[name] = norm
     for name, e in ((quality or {}).get("models") or {}).items():
         for seed, r in e.get("per_seed", {}).items():
-            if (norm := as_curve(r.get("history"))) is not None:
-                curves[f"{name} seed {seed}"] = norm
+            run = Path(r.get("run", "")) / "metrics.json" if r.get("run") else None
+            norm = as_curve(r.get("history")) or (run_curve(run) if run is not None and run.is_file() else None)
+            if norm is not None and max(len(norm.get("loss", [])), len(norm.get("valid_ndcg@20", []))) > 1:
+                curves[f"{name} (seed {seed})"] = norm
+                break
     for path in extra:
         run = path if path.is_dir() else path.parent
         obj = load_json(path / "metrics.json" if path.is_dir() else path)
@@ -213,41 +232,36 @@ def collect_curves(quality: dict | None, extra: list[Path]) -> dict[str, dict[st
 def curves_section(curves: dict, out: Path) -> list[str]:
     parts = ["## Training curves", ""]
     if not curves:
-        return parts + ["_Missing: no per-epoch training history in `quality.json` and no `--curves` file. "
-                        "Train with `python train.py --kg <kg> --out <run>` and pass the run: "
-                        "`python benchmarks/report.py --curves <run>`._", ""]
-    lines = ["| run | epochs | last loss | best valid NDCG@20 | at epoch |", "|---|---|---|---|---|"]
+        return parts + ["_Missing: no train.py run with per-epoch history (quality.json's runs, `--curves`). Train "
+                        "with `python train.py --kg <kg> --out <run>`, then `python benchmarks/report.py --curves "
+                        "<run>`._", ""]
+    lines = ["| run | epochs with loss | last loss | best valid NDCG@20 | at epoch |", "|---|---|---|---|---|"]
     for run, c in curves.items():
-        val = c.get("valid_ndcg@20", [])
-        best = max(range(len(val)), key=val.__getitem__) if val else None
-        ve = c.get("valid_epoch", c.get("epoch", []))
-        lines.append(f"| {run} | {len(c.get('loss', []))} | "
-                     + (f"{c['loss'][-1]:.4f}" if c.get("loss") else "—") + " | "
-                     + (f"{val[best]:.4f} | {ve[best] if best < len(ve) else best + 1}" if val else "— | —") + " |")
+        val, loss = c.get("valid_ndcg@20", []), c.get("loss", [])
+        b = max(range(len(val)), key=val.__getitem__) if val else None
+        lines.append(f"| {run} | {len(loss)} | {f'{loss[-1]:.4f}' if loss else '—'} | "
+                     + (f"{val[b]:.4f} | {c['valid_epoch'][b]} |" if val else "— | — |"))
+    if any(not c.get("loss") for c in curves.values()):
+        lines += ["", "A run without a loss curve was trained with `--tensorboard false`: train.py writes the "
+                  "per-epoch loss only to its TensorBoard logs."]
     charts.training_curves_chart(curves, out / "training_curves.png", "Training curves")
     return parts + lines + ["", "![training curves](training_curves.png)", ""]
 
 
 def speed_section(results: Path) -> list[str]:
-    parts = ["## Evaluation speed", ""]
-    data = load_json(results / "eval_speed.json")
-    if data is not None:
-        return parts + ["```json", json.dumps(data, indent=1), "```", ""]
     md = results / "eval_speed.md"
-    if md.is_file():
-        body = md.read_text(encoding="utf-8").splitlines()
-        return parts + [line.replace("# ", "### ", 1) if line.startswith("# ") else line for line in body] + [""]
-    return parts + _missing("evaluation-speed measurements", "eval_speed.json / eval_speed.md", CMD["eval_speed"])
+    if not md.is_file():
+        return ["## Evaluation speed", ""] + _missing("evaluation-speed measurements", "eval_speed.md",
+                                                      CMD["eval_speed"])
+    return [line.replace("# ", "## ", 1) if line.startswith("# ") else line
+            for line in md.read_text(encoding="utf-8").splitlines()] + [""]
 
 
 def explain_section(results: Path) -> list[str]:
-    parts = ["## Explanations", ""]
     data = load_json(results / "explain.json")
     if data is None:
-        return parts + _missing("explanation results", "explain.json", CMD["explain"])
-    flat = [(k, v) for k, v in data.items() if isinstance(v, int | float | str)] if isinstance(data, dict) else []
-    lines = ["| measure | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in flat]
-    return parts + (lines if flat else ["```json", json.dumps(data, indent=1)[:4000], "```"]) + [""]
+        return ["## Explanations", ""] + _missing("explanation results", "explain.json", CMD["explain"])
+    return ["## Explanations", "", "```json", json.dumps(data, indent=1)[:6000], "```", ""]
 
 
 def build(results: Path, out_md: Path, curve_files: list[Path] | None = None) -> str:
@@ -261,7 +275,8 @@ def build(results: Path, out_md: Path, curve_files: list[Path] | None = None) ->
              f"Generated by `python benchmarks/report.py` from {', '.join(sources) or 'no JSON file'} "
              "in `benchmarks/results/`. Numbers are copied from those files; a missing file leaves its section "
              "empty with the command that makes it.", ""]
-    parts += quality_section(quality, out) + ablation_section(quality, out) + robustness_section(robustness, out)
+    parts += quality_section(quality, out) + ablation_section(quality, out) + extra_section(quality)
+    parts += robustness_section(robustness, out)
     parts += curves_section(curves, out) + speed_section(results) + explain_section(results)
     text = "\n".join(parts)
     write_text_atomic(out_md, text)

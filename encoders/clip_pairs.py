@@ -1,4 +1,5 @@
-"""The image-text pairs CLIP pre-training learns from, and their split by film.
+"""The image-text pairs CLIP pre-training learns from, their split by film, and the
+retrieval recall it reports on the held-out ones.
 
 A pair is ``(group_key, image_path, text)``. The group key is the film's normalised
 title (+ release year when every pair has one): the ml-100k poster and the ml-1m
@@ -20,10 +21,13 @@ import re
 import unicodedata
 from pathlib import Path
 
+import torch
+
 from kg.errors import MMKGError
 from kg.graph import KnowledgeGraph
 
 Pair = tuple[str, str, str]
+KS = (1, 5, 10)
 _ARTICLE = re.compile(r"^(.*), (the|a|an|la|le|les|l'|il|el|los|las|das|der|die|den|det)$")
 _TITLE_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
 
@@ -115,3 +119,15 @@ def split_by_group(pairs: list[Pair], heldout_frac: float, seed: int = 0) -> tup
     n_out = min(len(groups) - 1, max(1, round(len(groups) * heldout_frac))) if len(groups) > 1 else 0
     held = set(groups[:n_out])
     return [i for i, p in enumerate(pairs) if p[0] not in held], [i for i, p in enumerate(pairs) if p[0] in held]
+
+
+def retrieval_recall(image_emb: torch.Tensor, text_emb: torch.Tensor, ks=KS) -> dict[str, dict[str, float]]:
+    """Recall@K of matching row ``i`` of ``image_emb`` ``[n, D]`` with row ``i`` of ``text_emb``
+    (image->text, text->image), and chance ``K / n``. A query's rank counts strictly better scores."""
+    sim = image_emb.float() @ text_emb.float().T
+    n = sim.shape[0]
+    out: dict[str, dict[str, float]] = {"chance": {f"R@{k}": min(1.0, k / n) for k in ks}}
+    for name, s in (("image_to_text", sim), ("text_to_image", sim.T)):
+        rank = (s > s.diag().unsqueeze(1)).sum(1)
+        out[name] = {f"R@{k}": float((rank < k).float().mean()) for k in ks}
+    return out

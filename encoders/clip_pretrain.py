@@ -30,24 +30,11 @@ from tqdm.auto import tqdm
 
 from encoders.clip import CATALOG_FORMAT, load_clip, quiet_open_clip, register_model_config
 from encoders.clip_configs import MODEL_CONFIGS, model_config, train_preset
-from encoders.clip_pairs import Pair, catalog_pairs, split_by_group
+from encoders.clip_pairs import KS, Pair, catalog_pairs, retrieval_recall, split_by_group
 from encoders.image_loading import ImageFailure, decode_uint8, normalize, open_rgb, random_resized_crop
 from kg.errors import MMKGError
 
 log = logging.getLogger(__name__)
-KS = (1, 5, 10)
-
-
-def retrieval_recall(image_emb: torch.Tensor, text_emb: torch.Tensor, ks=KS) -> dict[str, dict[str, float]]:
-    """Recall@K of matching row ``i`` of ``image_emb`` ``[n, D]`` with row ``i`` of ``text_emb``
-    (image->text, text->image), and chance ``K / n``. A query's rank counts strictly better scores."""
-    sim = image_emb.float() @ text_emb.float().T
-    n = sim.shape[0]
-    out: dict[str, dict[str, float]] = {"chance": {f"R@{k}": min(1.0, k / n) for k in ks}}
-    for name, s in (("image_to_text", sim), ("text_to_image", sim.T)):
-        rank = (s > s.diag().unsqueeze(1)).sum(1)
-        out[name] = {f"R@{k}": float((rank < k).float().mean()) for k in ks}
-    return out
 
 
 @dataclass
@@ -60,7 +47,7 @@ class ClipPretrainConfig:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None  # default: the preset's, x0.1 when fine-tuning
-    weight_decay: float = 0.1
+    weight_decay: float = 0.2
     warmup_frac: float = 0.1
     heldout_frac: float = 0.1
     crop_scale: tuple[float, float] = (0.5, 1.0)

@@ -74,7 +74,8 @@ class LoadedCheckpoint:
         return {"checkpoint": str(self.path), "checkpoint_sha256": self.extra.get("sha256"), "kg_dir": str(self.kg_dir),
                 "model": _model_name(c), "split": {"method": self.split.method, "seed": self.split.seed,
                                                    **({"ratios": list(_split_info(c).get("ratios", []))})},
-                "encoders": dict(c.get("encoders") or {}), "dataset": {t: self.kg.num_nodes(t) for t in NODE_TYPES}}
+                "encoders": dict(c.get("encoders") or {}), "dataset": {t: self.kg.num_nodes(t) for t in NODE_TYPES},
+                "train_config": dict(c.get("config") or {})}
 
 
 def train_module():
@@ -159,11 +160,7 @@ def load_features_for(ck: dict[str, Any], kg: KnowledgeGraph, kg_dir: Path, path
     if not identities:
         return {}
     train = train_module()
-    try:
-        cfg = train.TrainConfig(**{**(ck.get("config") or {}), "kg": str(kg_dir), "use_features": True})
-    except TypeError as e:
-        raise CheckpointError(f"{path}: config does not fit this train.py ({e})") from e
-    feats, found = train.load_features(cfg, kg)
+    feats, found = train.load_features(train.TrainConfig(kg=str(kg_dir), use_features=True), kg)
     if not feats:
         raise CheckpointError(f"{kg_dir / 'features'}: no features, but checkpoint {path} was trained with "
                               f"{', '.join(sorted(identities))}")

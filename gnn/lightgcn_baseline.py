@@ -1,6 +1,6 @@
 """LightGCN (He et al., SIGIR 2020) as a :class:`~gnn.recommender.TrainableRecommender`.
 
-It wraps PyG's :class:`torch_geometric.nn.models.LightGCN` unchanged: one embedding table over the
+It wraps PyG's :class:`torch_geometric.nn.models.LightGCN` class: one embedding table over the
 ``U + I`` nodes of the user-item graph, ``num_layers`` :class:`~torch_geometric.nn.conv.LGConv` layers and
 the uniform layer average :math:`\\alpha_l = 1/(L+1)`. Propagation is full-graph over
 ``GraphInputs.ui_adj``, the already normalised ``D^-1/2 A D^-1/2`` sparse CSR matrix: ``LGConv`` accepts a
@@ -31,12 +31,12 @@ class _SymmetricSpmm(torch.autograd.Function):
     """``adj @ x`` for a constant symmetric sparse ``adj``: the gradient w.r.t. ``x`` is ``adj @ grad``."""
 
     @staticmethod
-    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:  # noqa: D102
+    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:
         ctx.adj = adj
         return torch.sparse.mm(adj, x)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # noqa: D102
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:
         return None, torch.sparse.mm(ctx.adj, grad)
 
 

@@ -132,6 +132,6 @@ class MultimodalEncoder(nn.Module):
         order = self.modalities + (["id"] if self.id_emb is not None else [])
         if self.fusion is None:
             only = views[order[0]]
-            return only * masks[0].unsqueeze(1).to(only.dtype), views
+            return (only if order[0] == "id" else only * masks[0].unsqueeze(1).to(only.dtype)), views
         fused, _ = self.fusion([views[m] for m in order], masks)
         return fused, views

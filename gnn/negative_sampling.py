@@ -3,7 +3,8 @@
 ``uniform`` draws items uniformly; ``popularity`` draws them with probability proportional to
 ``count(item) ** alpha`` over the training interactions (word2vec-style smoothing, ``alpha = 0.75``),
 so popular items, the harder negatives, come up more often. Sampled negatives that are one of the
-user's training positives are redrawn (a few rounds; the rare leftovers are kept).
+user's training positives are redrawn (a few rounds, then the rare leftovers are drawn uniformly
+from the user's non-positive items of non-zero probability; a user owning every item keeps a positive).
 """
 
 from __future__ import annotations
@@ -62,4 +63,15 @@ class NegativeSampler:
             if n_hit == 0:
                 break
             neg[hit] = self._draw(n_hit, generator)
+        for k in torch.nonzero(self.is_positive(u, neg)).flatten().tolist():
+            lo = int(torch.searchsorted(self._keys, u[k] * self.num_items))
+            hi = int(torch.searchsorted(self._keys, (u[k] + 1) * self.num_items))
+            owned = self._keys[lo:hi] - u[k] * self.num_items
+            free = torch.ones(self.num_items, dtype=torch.bool)
+            free[owned] = False
+            if self._probs is not None and bool((free & (self._probs > 0)).any()):
+                free &= self._probs > 0
+            choices = torch.nonzero(free).flatten()
+            if choices.numel():
+                neg[k] = choices[torch.randint(choices.numel(), (1,), generator=generator)]
         return neg if num == 1 else neg.view(-1, num)

@@ -18,12 +18,11 @@ QUALITY = {
                                     "test": {"recall@20": 0.3815, "ndcg@20": 0.3318}}}},
         "MostPop": {"mean": {"test/recall@20": 0.1234, "test/ndcg@20": 0.1111},
                     "std": {"test/recall@20": 0.0, "test/ndcg@20": 0.0}, "per_seed": {"0": {"hparams": {}}}},
+        "Full model (+ contrastive)": {"mean": {"test/ndcg@20": 0.3512}, "std": {"test/ndcg@20": 0.002},
+                                       "selected": {"lr": 0.002}, "per_seed": {"0": {"run": "RUN"}}},
+        "Full model: ID only": {"mean": {"test/ndcg@20": 0.3301}, "std": {"test/ndcg@20": 0.004}},
     },
-    "ablations": {"full": {"mean": {"test/ndcg@20": 0.3512}, "std": {"test/ndcg@20": 0.002}},
-                  "no KG": {"mean": {"test/ndcg@20": 0.3301}, "std": {"test/ndcg@20": 0.004}}},
-    "curves": {"KGNN seed 0": {"history": [{"epoch": 1, "loss": 0.6931, "valid": {"ndcg@20": 0.1}},
-                                           {"epoch": 2, "loss": 0.4567, "valid": {"ndcg@20": 0.2468}},
-                                           {"epoch": 3, "loss": 0.3012, "valid": {"ndcg@20": 0.2401}}]}},
+    "coldstart": {"0": {"cold_test_items": 84, "users": 301, "random": {"cold/recall@20": 0.2222}}},
 }
 ROBUSTNESS = {
     "schema_version": 1, "meta": {"checkpoint": "runs/x/best.pt", "split": "test", "seed": 0, "levels": [0, 0.1]},
@@ -42,8 +41,26 @@ def _write(folder, name, obj):
     (folder / name).write_text(json.dumps(obj))
 
 
+def _run_folder(root):
+    """A train.py run folder: metrics.json with validations at epochs 5, 10, 15 and TensorBoard loss terms."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = root / "runs" / "full-s0"
+    run.mkdir(parents=True)
+    _write(run, "metrics.json", {"model": "mmkg", "valid": [{"epoch": 5, "ndcg@20": 0.1}, {"epoch": 10, "ndcg@20":
+                                 0.2468}, {"epoch": 15, "ndcg@20": 0.2401}], "test": {"ndcg@20": 0.3}})
+    with SummaryWriter(str(run / "tb")) as w:
+        for epoch, (rank, l2) in enumerate([(0.69, 0.0031), (0.45, 0.0067), (0.3, 0.0012)], 1):
+            w.add_scalar("train/rank", rank, epoch)
+            w.add_scalar("train/l2", l2, epoch)
+            w.add_scalar("train/epoch_seconds", 12.0, epoch)
+    return run
+
+
 def test_report_with_every_input(tmp_path):
-    _write(tmp_path, "quality.json", QUALITY)
+    quality = json.loads(json.dumps(QUALITY))
+    quality["models"]["Full model (+ contrastive)"]["per_seed"]["0"]["run"] = str(_run_folder(tmp_path))
+    _write(tmp_path, "quality.json", quality)
     _write(tmp_path, "robustness.json", ROBUSTNESS)
     (tmp_path / "eval_speed.md").write_text("# Evaluation speed\n\n| step | seconds |\n|---|---|\n| rank | 0.0838 |\n")
     assert report.main(["--results", str(tmp_path)]) == 0
@@ -54,11 +71,16 @@ def test_report_with_every_input(tmp_path):
     # EASE has no stored mean: mean / population std of its two seeds
     assert "| EASE | 2 | 0.3865 ± 0.0050 | 0.3368 ± 0.0050 | 0.400 | 0.347 |" in text
     assert "| MostPop | 1 | 0.1234 ± 0.0000 | 0.1111 ± 0.0000 | — | — |" in text
-    assert "0.3512 ± 0.0020" in text and "0.3301 ± 0.0040" in text
+    ablations = text.split("## Ablations")[1].split("##")[0]
+    assert "| Full model (+ contrastive) | 1 | 0.3512 ± 0.0020 |" in ablations
+    assert "| Full model: ID only | — | 0.3301 ± 0.0040 |" in ablations
+    assert "Full model: ID only" not in text.split("## Ablations")[0]  # not in the main chart / table
+    assert "- Full model (+ contrastive): {'lr': 0.002}" in text
+    assert "cold_test_items = 84, users = 301" in text and "| random | 0.2222 |" in text
     assert "| drop_kg_edges | 0.1 | 90 | 50 | 0.3900 (-2.5%) | 0.3222 (-3.3%) |" in text
     assert "no_text: skipped" in text
-    assert "| KGNN seed 0 | 3 | 0.3012 | 0.2468 | 2 |" in text
-    assert "| rank | 0.0838 |" in text and "### Evaluation speed" in text
+    assert "| Full model (+ contrastive) (seed 0) | 3 | 0.3012 | 0.2468 | 10 |" in text  # 0.3 + 0.0012 from tb
+    assert "| rank | 0.0838 |" in text and "## Evaluation speed" in text
     assert "Missing: explanation results" in text and "Missing" not in text.split("## Explanations")[0]
 
 
@@ -68,9 +90,11 @@ def test_chart_labels_are_the_given_numbers(tmp_path):
     assert labels[:2] == ["0.250", "0.500"] and "0.125" in labels and "0.300" in labels
     labels = charts.robustness_chart(ROBUSTNESS, "ndcg@20", tmp_path / "rob.png", "t")
     assert {"0.322", "0.333", "0.300"} <= set(labels)
-    curve = report.as_curve(QUALITY["curves"]["KGNN seed 0"])
-    assert curve == {"epoch": [1, 2, 3], "loss": [0.6931, 0.4567, 0.3012], "valid_epoch": [1, 2, 3],
-                     "valid_ndcg@20": [0.1, 0.2468, 0.2401]}
+    curve = report.as_curve({"history": [{"epoch": 1, "loss": 0.6931, "valid": {"ndcg@20": 0.1}},
+                                         {"epoch": 2, "loss": 0.4567}, {"epoch": 3, "loss": 0.3012,
+                                                                        "valid": {"ndcg@20": 0.2468}}]})
+    assert curve == {"epoch": [1, 2, 3], "loss": [0.6931, 0.4567, 0.3012], "valid_epoch": [1, 3],
+                     "valid_ndcg@20": [0.1, 0.2468]}
     labels = charts.training_curves_chart({"run": curve}, tmp_path / "curves.png", "t")
     assert labels == ["0.3012", "0.2468"]
     assert all((tmp_path / f).is_file() for f in ("bars.png", "rob.png", "curves.png"))
@@ -81,9 +105,10 @@ def test_missing_inputs_name_the_file_and_command(tmp_path):
     text = (tmp_path / "REPORT.md").read_text()
     assert "`benchmarks/results/quality.json` was not found" in text and "python -m benchmarks.quality" in text
     assert "robustness.json` was not found" in text and "python evaluate.py --checkpoint" in text
-    assert "python benchmarks/eval_speed.py" in text and "Missing: no per-epoch training history" in text
+    assert "python benchmarks/eval_speed.py" in text and "Missing: no train.py run with per-epoch history" in text
     assert not list(tmp_path.glob("*.png"))
     assert not re.search(r"\d\.\d{3}", text)  # no number at all
+    assert "Missing: ablation results" in text
 
 
 def test_malformed_json_is_a_one_line_error(tmp_path, capsys):

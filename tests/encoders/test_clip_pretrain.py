@@ -12,8 +12,8 @@ from PIL import Image
 
 from encoders.__main__ import main as encoders_main
 from encoders.clip import load_clip
-from encoders.clip_pairs import catalog_pairs, ml1m_records, normalise_title, split_by_group
-from encoders.clip_pretrain import ClipPretrainConfig, pretrain_clip, retrieval_recall
+from encoders.clip_pairs import catalog_pairs, ml1m_records, normalise_title, retrieval_recall, split_by_group
+from encoders.clip_pretrain import ClipPretrainConfig, pretrain_clip
 from kg.errors import MMKGError
 from kg.graph import KnowledgeGraph
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+import torch
 
 from kg.bolt_server import BoltConnection
 from kg.errors import MMKGError
-from kg.graph import KnowledgeGraph
+from kg.graph import NODE_TYPES, KnowledgeGraph
 from kg.neo4j_paths import find_paths_neo4j, path_query
 from kg.neo4j_sink import write_neo4j
 from kg.paths import PathIndex
@@ -73,3 +76,46 @@ def test_unknown_ids_and_bounds(neo4j_db: BoltConnection) -> None:
         path_query("2]-() DETACH DELETE n //")  # type: ignore[arg-type]
     assert "$user" in path_query(3) and "[*3]" in path_query(3) and "$limit" in path_query(3)
     assert len(find_paths_neo4j(*neo4j_db[:3], kg, 0, 0, database=neo4j_db.database, limit=1, max_hops=3)) <= 2
+
+
+def write_checkpoint(tmp_path) -> tuple[str, KnowledgeGraph]:
+    """``small_kg()`` saved with a LightGCN checkpoint in train.py's format (random weights)."""
+    from gnn.lightgcn_baseline import LightGCNBaseline
+
+    kg = small_kg()
+    kg.save(str(tmp_path / "kg"))
+    torch.manual_seed(0)
+    model = LightGCNBaseline(kg.num_nodes("user"), kg.num_nodes("item"), 8, 2)
+    torch.save({"model_state": model.state_dict(), "config": {"model": "lightgcn", "embedding_dim": 8,
+                "num_layers": 2}, "kg_dir": str(tmp_path / "kg"), "id_maps": {t: kg.ids(t) for t in NODE_TYPES},
+                "split": {"method": "random", "seed": 0, "ratios": [0.8, 0.1, 0.1]}}, tmp_path / "best.pt")
+    return str(tmp_path / "best.pt"), kg
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    import explain
+
+    code = explain.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_reads_the_same_explanation_from_neo4j(tmp_path, capsys, neo4j_db) -> None:
+    ck, kg = write_checkpoint(tmp_path)
+    write_neo4j(kg, *neo4j_db[:3], database=neo4j_db.database, progress=False)
+    docs = []
+    for extra in ([], ["--neo4j", neo4j_db.uri, "--neo4j-user", neo4j_db.user, "--neo4j-password",
+                       neo4j_db.password, "--database", neo4j_db.database]):
+        out_file = tmp_path / f"ex{len(docs)}.json"
+        code, _, err = run_cli(["--checkpoint", ck, "--user", "u2", "--item", "heat", "--candidates", "100",
+                                "--paths", "5", "--format", "json", "--out", str(out_file), *extra], capsys)
+        assert code == 0, err
+        docs.append(json.loads(out_file.read_text())["explanations"][0])
+    assert docs[0]["paths"], "the small KG links u2 to Heat"
+    # all candidates scored on both sides: the same paths, drops and words (held-out ratings never used)
+    assert [(p["nodes"], p["steps"], p["text"]) for p in docs[0]["paths"]] == [
+        (p["nodes"], p["steps"], p["text"]) for p in docs[1]["paths"]]
+    assert [p["drop"] for p in docs[0]["paths"]] == pytest.approx([p["drop"] for p in docs[1]["paths"]])
+    code, _, err = run_cli(["--checkpoint", ck, "--user", "u2", "--item", "heat", "--neo4j", neo4j_db.uri,
+                            "--neo4j-user", neo4j_db.user, "--neo4j-password", "wrong-password"], capsys)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1

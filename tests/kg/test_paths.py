@@ -10,7 +10,7 @@ import pytest
 
 from kg.errors import MMKGError
 from kg.graph import KnowledgeGraph
-from kg.paths import KGPath, PathIndex
+from kg.paths import KGPath, PathIndex, path_pairs, pick_candidates
 
 UNBOUNDED = {"max_paths": 10**6, "max_branch": 10**6, "per_meeting": 10**6, "time_budget_s": 60.0}
 
@@ -169,3 +169,16 @@ def test_bounds_and_bad_input() -> None:
     lonely.add_interaction("u", "a", 1, 0)
     lonely.add_node("item", "b")
     assert PathIndex(lonely).find_paths(0, 1).paths == []
+
+
+def test_candidates_are_spread_over_shapes() -> None:
+    kg = movie_kg()
+    index = PathIndex(kg)
+    paths = index.find_paths(kg.index_of("user", "u1"), kg.index_of("item", "i2"), **UNBOUNDED).paths
+    picked = pick_candidates(paths, 3, per_shape=1)
+    shapes = [tuple(t for t, _ in p.nodes) + p.steps for p in picked]
+    assert len(picked) == 3 and len(set(shapes)) == 3
+    assert pick_candidates(paths, 100, per_shape=1) == sorted(paths, key=lambda p: (
+        sum(tuple(t for t, _ in q.nodes) + q.steps == tuple(t for t, _ in p.nodes) + p.steps for q in paths[
+            : paths.index(p)]) > 0))  # first of each shape first, then the rest, each group in input order
+    assert path_pairs(paths[0]) == list(zip(paths[0].nodes[:-1], paths[0].nodes[1:], strict=True))

@@ -1,0 +1,139 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import train
+from kg.graph import KnowledgeGraph
+from train_config import ConfigError, parse_config
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = ["--threads", "1", "--progress", "false", "--tensorboard", "false", "--test_resamples", "0",
+        "--embedding_dim", "8", "--ks", "5,20", "--batch_size", "64"]
+
+
+@pytest.fixture(scope="module")
+def tiny_kg(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(0)
+    kg = KnowledgeGraph()
+    for u in range(25):
+        for i in rng.choice(30, size=int(rng.integers(8, 15)), replace=False):
+            kg.add_interaction(f"u{u}", f"i{i}", 5.0, float(rng.integers(1000)))
+    for i in range(30):
+        kg.add_triple("item", f"i{i}", "genre", "entity", f"g{i % 4}")
+    for u in range(25):
+        kg.add_triple("user", f"u{u}", "gender", "entity", f"sex{u % 2}")
+    path = tmp_path_factory.mktemp("kg") / "tiny"
+    kg.save(str(path))
+    return path
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+def test_config_toml_flags_and_errors(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('[data]\nkg = "x"\n[optim]\nlr = 0.5\nepochs = 7\n[baseline_options]\nreg_weight = 3.0\n')
+    cfg = parse_config(["--config", str(toml), "--epochs", "9", "--use-kg", "false", "--resume"])
+    assert (cfg.kg, cfg.lr, cfg.epochs, cfg.use_kg, cfg.resume) == ("x", 0.5, 9, False, True)
+    assert cfg.baseline_options == {"reg_weight": 3.0}
+    (tmp_path / "bad.toml").write_text('kg = "x"\nlearning_rate = 1\n')
+    with pytest.raises(ConfigError, match="unknown config key 'learning_rate'"):
+        parse_config(["--config", str(tmp_path / "bad.toml")])
+    with pytest.raises(ConfigError, match="unknown flag --nope"):
+        parse_config(["--kg", "x", "--nope", "1"])
+    with pytest.raises(ConfigError, match="'epochs'"):
+        parse_config(["--kg", "x", "--epochs", "two"])
+    assert parse_config(["--config", str(REPO / "configs" / "ml100k.toml")]).model == "mmkg"
+
+
+def test_main_reports_errors_with_exit_2(capsys, tmp_path):
+    assert train.main(["--kg", str(tmp_path / "missing"), "--bogus", "1"]) == 2
+    assert "error: unknown flag --bogus" in capsys.readouterr().err
+    assert train.main(["--kg", str(tmp_path / "missing")]) == 2
+    assert "not a KG directory" in capsys.readouterr().err
+
+
+def test_full_model_trains_tests_once_and_exports(tiny_kg, tmp_path, capsys, monkeypatch):
+    import gnn.adjacency
+
+    monkeypatch.setattr(gnn.adjacency, "neighbor_sampling_backend", lambda: None)
+    out = tmp_path / "run"
+    rc = train.main([*FAST, "--kg", str(tiny_kg), "--out", str(out), "--epochs", "3", "--eval_every", "1",
+                     "--contrastive_weight", "0.1", "--kg_loss_weight", "0.1", "--loss", "softmax",
+                     "--num_negatives", "4", "--neighbor_sampling", "true", "--tensorboard", "true"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "neither is importable, so training runs full-graph" in err
+    ck = torch.load(out / "best.pt", weights_only=True)
+    assert ck["config"]["model"] == "mmkg" and ck["split"]["seed"] == 2020
+    assert ck["id_maps"]["user"][:2] == ["u0", "u1"] and "test" in ck["metrics"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["test"]) >= {"recall@20", "ndcg@20"} and len(metrics["valid"]) == 3
+    emb = load_file(str(out / "embeddings.safetensors"))
+    assert emb["user_emb"].shape == (25, 8) and emb["item_emb"].shape[0] == 30
+    assert json.loads((out / "ids.json").read_text())["item"] == KnowledgeGraph.load(str(tiny_kg)).ids("item")
+    assert list((out / "tb").iterdir())
+
+
+def test_fitted_baseline_from_registry(tiny_kg, tmp_path):
+    out = tmp_path / "pop"
+    assert train.main(["--kg", str(tiny_kg), "--out", str(out), "--model", "mostpop", *FAST]) == 0
+    assert json.loads((out / "metrics.json").read_text())["test"]["recall@20"] > 0
+    assert train.main(["--kg", str(tiny_kg), "--out", str(out), "--model", "nope", *FAST]) == 2
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tiny_kg, tmp_path):
+    args = ["--kg", str(tiny_kg), "--epochs", "40", "--eval_every", "1", "--patience", "100",
+            "--batch_size", "16", *FAST[:-2]]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "--out", str(out), *args], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    saved = 0
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "last.pt").is_file():
+            try:
+                saved = torch.load(out / "last.pt", weights_only=True)["history"]["epoch"]
+            except (RuntimeError, EOFError, OSError):  # a rename in progress cannot happen; be safe anyway
+                saved = 0
+            if saved >= 2:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    at_kill = torch.load(out / "last.pt", weights_only=True)["history"]["epoch"]
+    assert at_kill >= 2 and not (out / "metrics.json").exists()
+    done = subprocess.run([sys.executable, str(REPO / "train.py"), "--out", str(out), "--resume", *args],
+                          env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"resumed from {out / 'last.pt'} after epoch {at_kill}" in done.stderr
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert [v["epoch"] for v in resumed["valid"]] == list(range(1, 41))  # nothing lost, nothing twice
+    ref_out = tmp_path / "ref"
+    assert train.main(["--out", str(ref_out), *args]) == 0
+    ref = json.loads((ref_out / "metrics.json").read_text())
+    assert resumed["test"] == pytest.approx(ref["test"]) and resumed["best_epoch"] == ref["best_epoch"]
+
+
+def test_distributed_two_gloo_processes_agree(tiny_kg, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           str(REPO / "train.py"), "--distributed", "true", "--device", "cpu", "--kg", str(tiny_kg),
+           "--out", str(out), "--epochs", "2", "--eval_every", "1", *FAST]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    sums = metrics["rank_checksums"]
+    assert len(sums) == 2 and sums[0] == sums[1]
+    assert "recall@20" in metrics["test"]
