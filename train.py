@@ -116,11 +116,13 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
         user_emb, item_emb = model(inputs)
         u = user_emb[users]
         s_pos = (u * item_emb[pos]).sum(-1)
+        batch = Batch(users, pos, neg)
+        fix = core.positive_score_correction(batch, user_emb, item_emb)
+        s_pos = s_pos if fix is None else s_pos + fix
         if cfg.shared_negatives:
             s_neg = u @ item_emb[neg].T
         else:
             s_neg = (u.unsqueeze(1) * item_emb[neg]).sum(-1) if neg.dim() == 2 else (u * item_emb[neg]).sum(-1)
-        batch = Batch(users, pos, neg)
         terms = {"rank": bpr_loss(s_pos, s_neg) if cfg.loss == "bpr" else
                  sampled_softmax_loss(s_pos, s_neg, cfg.softmax_temperature)}
         if cfg.l2_weight > 0:

@@ -2,7 +2,8 @@
 
 ``pretrain_clip(pairs, config, out_path)`` trains an open_clip model with the symmetric
 InfoNCE loss (learnable logit scale), AdamW with linear warmup and cosine decay, random
-resized crops and flips of images decoded once into a uint8 tensor. Pairs are
+resized crops and flips of images decoded once into a uint8 tensor, and token dropout on
+the texts (the unique titles are otherwise learnt by heart). Pairs are
 ``(group_key, image_path, text)``; the held-out split is by group (one film: its
 normalised title + year), so two posters of a film never straddle it. Every epoch visits
 each training group once, through one of its pairs drawn at random (no duplicate film in

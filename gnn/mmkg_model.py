@@ -209,6 +209,8 @@ class MMKGModel(TrainableRecommender):
             hist, hist_t = self._cached("history", inputs, lambda: _with_transpose(user_history_matrix(
                 inputs.train_user, inputs.train_item, self.num_users, self.num_items)))
             user = user + spmm(hist, self.context.weight, hist_t)
+            out["history_weight"] = self._cached("history_weight", inputs, lambda: torch.bincount(
+                inputs.train_user, minlength=self.num_users).clamp(min=1).float().pow(-0.5))
         if self.options.normalize:
             user, item = F.normalize(user, dim=-1), F.normalize(item, dim=-1)
         out["user"], out["item"] = user, item
@@ -219,6 +221,15 @@ class MMKGModel(TrainableRecommender):
         out = self.embed(inputs)
         self._last = out
         return out["user"], out["item"]
+
+    def positive_score_correction(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor | None:
+        """Remove the positive's own context vector from its user's item-item term while training
+        (``- Q_i . item_i / |N(u)|^0.5``), as EASE's zero diagonal / FISM's target exclusion."""
+        last = getattr(self, "_last", None)
+        if self.context is None or self.options.normalize or last is None:
+            return None
+        weight = last["history_weight"][batch.users]
+        return -weight * (self.context(batch.pos) * item_emb[batch.pos]).sum(-1)
 
     def ego_embeddings(self, batch: Batch) -> list[Tensor]:
         """ID / context embeddings of the batch's users, positives and negatives (LightGCN-style L2)."""

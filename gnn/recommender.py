@@ -57,6 +57,11 @@ class TrainableRecommender(nn.Module, ABC):
         """Extra loss terms, already weighted, added to BPR (name -> scalar); default: none."""
         return {}
 
+    def positive_score_correction(self, batch: Batch, user_emb: Tensor, item_emb: Tensor) -> Tensor | None:
+        """``[B]`` added to the training score of each ``(users, pos)`` pair, e.g. to remove the positive's
+        own contribution to its user's embedding (no self-reconstruction); default: ``None`` (nothing)."""
+        return None
+
     def score_fn(self, inputs: GraphInputs) -> ScoreFn:
         """A scorer over all items; computes the embeddings once (no grad, eval mode)."""
         was_training = self.training

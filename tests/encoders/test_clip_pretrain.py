@@ -13,7 +13,7 @@ from PIL import Image
 from encoders.__main__ import main as encoders_main
 from encoders.clip import load_clip
 from encoders.clip_pairs import catalog_pairs, ml1m_records, normalise_title, retrieval_recall, split_by_group
-from encoders.clip_pretrain import ClipPretrainConfig, pretrain_clip
+from encoders.clip_pretrain import ClipPretrainConfig, drop_tokens, pretrain_clip
 from kg.errors import MMKGError
 from kg.graph import KnowledgeGraph
 
@@ -152,3 +152,12 @@ def test_cli_pretrains_a_kg(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     assert (tmp_path / "kg" / "clip" / "catalog_clip.pt").is_file()
     assert encoders_main(["pretrain-clip", "--kg", str(tmp_path / "nowhere")]) == 2
     assert "error: KG directory" in capsys.readouterr().err
+
+
+def test_token_dropout_keeps_start_end_and_padding() -> None:
+    tokens = torch.tensor([[49406, 320, 736, 49407, 0, 0], [49406, 321, 49407, 0, 0, 0]])
+    assert torch.equal(drop_tokens(tokens, 0.0), tokens)
+    assert drop_tokens(tokens, 1.0).tolist() == [[49406, 0, 0, 49407, 0, 0], [49406, 0, 49407, 0, 0, 0]]
+    dropped = drop_tokens(tokens.repeat(500, 1), 0.25, torch.Generator().manual_seed(0))
+    assert 0.2 < float((dropped[0::2, 1:3] == 0).float().mean()) < 0.3  # the two words of the first row
+    assert (dropped[:, [0, 3]] != 0).all() and (dropped[1::2, 2] == 49407).all()

@@ -107,15 +107,15 @@ def test_cli_reads_the_same_explanation_from_neo4j(tmp_path, capsys, neo4j_db) -
     for extra in ([], ["--neo4j", neo4j_db.uri, "--neo4j-user", neo4j_db.user, "--neo4j-password",
                        neo4j_db.password, "--database", neo4j_db.database]):
         out_file = tmp_path / f"ex{len(docs)}.json"
-        code, _, err = run_cli(["--checkpoint", ck, "--user", "u2", "--item", "heat", "--candidates", "100",
+        code, _, err = run_cli(["--checkpoint", ck, "--user", NASTY_ID, "--item", "toy2", "--candidates", "100",
                                 "--paths", "5", "--format", "json", "--out", str(out_file), *extra], capsys)
         assert code == 0, err
         docs.append(json.loads(out_file.read_text())["explanations"][0])
-    assert docs[0]["paths"], "the small KG links u2 to Heat"
+    assert len(docs[0]["paths"]) == 2, "two paths explain Toy Story 2 for the user with the nasty id"
     # all candidates scored on both sides: the same paths, drops and words (held-out ratings never used)
     assert [(p["nodes"], p["steps"], p["text"]) for p in docs[0]["paths"]] == [
         (p["nodes"], p["steps"], p["text"]) for p in docs[1]["paths"]]
     assert [p["drop"] for p in docs[0]["paths"]] == pytest.approx([p["drop"] for p in docs[1]["paths"]])
-    code, _, err = run_cli(["--checkpoint", ck, "--user", "u2", "--item", "heat", "--neo4j", neo4j_db.uri,
+    code, _, err = run_cli(["--checkpoint", ck, "--user", NASTY_ID, "--item", "toy2", "--neo4j", neo4j_db.uri,
                             "--neo4j-user", neo4j_db.user, "--neo4j-password", "wrong-password"], capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
