@@ -37,7 +37,7 @@ from train_config import ConfigError, TrainConfig, config_dict, parse_config
 
 RESUME_INVARIANT = ("kg", "split", "split_ratios", "split_seed", "cold_fraction", "model", "embedding_dim",
                     "num_layers", "kg_layers", "use_id", "use_kg", "use_text", "use_image", "use_clip_text",
-                    "use_profile", "use_item_item", "baseline_options", "seed", "batch_size", "loss")
+                    "use_profile", "use_entity_text", "use_item_item", "baseline_options", "seed", "batch_size", "loss")
 
 
 def build_model(cfg: TrainConfig | dict[str, Any], inputs: GraphInputs) -> TrainableRecommender | FittedRecommender:

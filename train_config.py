@@ -42,7 +42,8 @@ class TrainConfig:
     use_image: bool = True  # image features of items
     use_clip_text: bool = True  # CLIP text-tower features of items
     use_profile: bool = True  # user -> profile-entity edges and profile text
-    use_item_item: bool = True  # FISM-style learned item-item term (user = + sum of history context vectors)
+    use_entity_text: bool = False  # text features of KG entities too (costly: one projection per entity)
+    use_item_item: bool = False  # FISM-style learned item-item term (user = + sum of history context vectors)
     normalize: bool = False  # L2-normalise final embeddings (cosine scores; pair with softmax_temperature)
     feature_dropout: float = 0.0  # dropout on input features
     kg_prune_leaves: bool = True  # drop KG entities with a single neighbour (they only repeat its ID)

@@ -24,9 +24,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
-from torch_geometric.utils import softmax as segment_softmax
 
 from gnn.adjacency import csr_from_coo, spmm, transpose_csr
+
+
+def segment_softmax(logit: Tensor, index: Tensor, num_segments: int) -> Tensor:
+    """Softmax of ``logit [P]`` within each group of equal ``index [P]`` (``num_segments`` groups)."""
+    top = torch.full((num_segments,), float("-inf"), dtype=logit.dtype, device=logit.device)
+    top = top.scatter_reduce(0, index, logit.detach(), reduce="amax", include_self=True)
+    ex = (logit - top[index]).exp()
+    total = torch.zeros(num_segments, dtype=logit.dtype, device=logit.device).index_add(0, index, ex)
+    return ex / total[index].clamp(min=1e-16)
 
 
 @dataclass
@@ -98,7 +106,7 @@ class RelationAttentionLayer(nn.Module):
         msg = z * rel_emb[slots.slot_rel]
         scores = self.query(x[: slots.num_heads]) @ rel_emb.T / math.sqrt(x.shape[1])  # [heads, 2R]
         logit = scores.flatten()[slots.slot_head * rel_emb.shape[0] + slots.slot_rel]
-        alpha = segment_softmax(logit, slots.slot_head, num_nodes=slots.num_heads)
+        alpha = segment_softmax(logit, slots.slot_head, slots.num_heads)
         out = x.new_zeros(slots.num_heads, x.shape[1])
         return out.index_add(0, slots.slot_head, msg * alpha.unsqueeze(1))
 

@@ -47,7 +47,8 @@ class MMKGOptions:
     use_image: bool = True
     use_clip_text: bool = True
     use_profile: bool = True
-    use_item_item: bool = True
+    use_entity_text: bool = False
+    use_item_item: bool = False
     normalize: bool = False
     feature_dropout: float = 0.0
     kg_prune_leaves: bool = True
@@ -96,9 +97,9 @@ class MMKGModel(TrainableRecommender):
         self.item_encoder = MultimodalEncoder(num_items, d, item_feature_dims, o.use_id, o.feature_dropout)
         self.user_encoder = MultimodalEncoder(num_users, d, user_feature_dims, o.use_id, o.feature_dropout)
         use_entities = (o.use_kg or o.use_profile) and num_entities > 0
-        self.entity_encoder = MultimodalEncoder(
-            num_entities, d, {"text": entity_feature_dim} if entity_feature_dim and o.use_text else {}, True,
-            o.feature_dropout) if use_entities else None
+        ent_dims = {"text": entity_feature_dim} if entity_feature_dim and o.use_text and o.use_entity_text else {}
+        self.entity_encoder = MultimodalEncoder(num_entities, d, ent_dims, True, o.feature_dropout) \
+            if use_entities else None
         self.kg = KnowledgePropagation(num_relations, d, o.kg_layers) \
             if o.use_kg and num_relations > 0 and num_entities > 0 else None
         self.profile_proj = nn.Linear(d, d) if o.use_profile and use_entities else None

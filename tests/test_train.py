@@ -93,8 +93,8 @@ def test_fitted_baseline_from_registry(tiny_kg, tmp_path):
 
 
 def test_resume_after_kill_matches_uninterrupted_run(tiny_kg, tmp_path):
-    args = ["--kg", str(tiny_kg), "--epochs", "40", "--eval_every", "1", "--patience", "100",
-            "--batch_size", "16", *FAST[:-2]]
+    args = ["--kg", str(tiny_kg), "--epochs", "12", "--eval_every", "1", "--patience", "100",
+            "--batch_size", "8", *FAST[:-2]]
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "--out", str(out), *args], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -119,7 +119,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_kg, tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"resumed from {out / 'last.pt'} after epoch {at_kill}" in done.stderr
     resumed = json.loads((out / "metrics.json").read_text())
-    assert [v["epoch"] for v in resumed["valid"]] == list(range(1, 41))  # nothing lost, nothing twice
+    assert [v["epoch"] for v in resumed["valid"]] == list(range(1, 13))  # nothing lost, nothing twice
     ref_out = tmp_path / "ref"
     assert train.main(["--out", str(ref_out), *args]) == 0
     ref = json.loads((ref_out / "metrics.json").read_text())

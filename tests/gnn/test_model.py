@@ -105,7 +105,7 @@ def test_full_model_shapes_gradients_and_losses():
     gi = build_graph_inputs(kg, kg.interactions(), _features(kg))
     # the leaf "d_leaf" is dropped, genres and the profile entity "F" are kept
     assert kept_entities(gi, MMKGOptions()).tolist() == [kg.index_of("entity", e) for e in ("g0", "g1", "F")]
-    model = _model(gi)
+    model = _model(gi, use_entity_text=True, use_item_item=True)
     assert model.item_encoder.modalities == ["image", "text"] and model.kg is not None
     user, item = model(gi)
     assert user.shape == (3, 8) and item.shape == (5, 8)
