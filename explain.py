@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +36,7 @@ from torch import Tensor
 from explanation_scoring import Pairs, ScoreFor, mask_pairs, model_scorers
 from explanation_text import Explanation, NodeNamer, explanation_json, explanation_sentences, node_json, rank_paths
 from gnn.graph_inputs import GraphInputs
+from kg.atomic_files import write_text_atomic
 from kg.errors import MMKGError
 from kg.graph import KnowledgeGraph
 from kg.paths import KGPath, PathIndex, path_pairs, pick_candidates
@@ -160,15 +160,7 @@ def _write(out: Path | None, text: str) -> None:
     if out is None:
         sys.stdout.write(text)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(out, text)
 
 
 def _load(args: argparse.Namespace):

@@ -9,7 +9,6 @@ point along the KG relation and carry its readable label; the best path's edges 
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 
 from explanation_text import NodeNamer, explanation_sentences  # noqa: E402
+from kg.atomic_files import atomic_path
 from kg.graph import INTERACTION_RELATION  # noqa: E402
 from kg.paths import KGPath, Node  # noqa: E402
 from kg.relation_labels import relation_label  # noqa: E402
@@ -115,15 +115,9 @@ def plot_explanation(namer: NodeNamer, item: int, paths: list[KGPath], out: str 
     handles = [plt.Line2D([], [], marker="o", ls="", markersize=10, markerfacecolor=c, markeredgecolor="#333333",
                           label=t) for t, c in COLORS.items()]
     ax.legend(handles=handles, loc="upper right", fontsize=8, frameon=False)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".png", dir=target.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(target, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
     return target

@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from kg.atomic_files import write_bytes_atomic
 from kg.errors import MMKGError
 
 log = logging.getLogger(__name__)
@@ -236,17 +236,8 @@ def cached_encode(
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` beside ``path``, fsync it, then rename it over ``path``."""
+    write_bytes_atomic(path, data, fsync=True)
 
 
 def _max_counter(root: Path) -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,7 @@ from typing import Any
 import torch
 
 from evaluation import EvaluationError
+from kg.atomic_files import write_text_atomic as kg_write_text_atomic
 
 SCHEMA_VERSION = 1
 SECTIONS: tuple[str, ...] = ("metrics", "users_evaluated", "users_skipped", "groups", "beyond", "timing")
@@ -213,16 +213,7 @@ def render_markdown(report: Mapping[str, Any], group_metrics: Sequence[str] | No
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder (never a partial file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    kg_write_text_atomic(path, text)
 
 
 def write_report(report: Mapping[str, Any], json_path: str | Path, markdown_path: str | Path | None = None) -> None:
