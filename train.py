@@ -33,11 +33,7 @@ from gnn.recommender import Batch, FittedRecommender, TrainableRecommender, make
 from kg.errors import MMKGError
 from kg.graph import KnowledgeGraph
 from kg.splits import make_split
-from train_config import ConfigError, TrainConfig, config_dict, parse_config
-
-RESUME_INVARIANT = ("kg", "split", "split_ratios", "split_seed", "cold_fraction", "model", "embedding_dim",
-                    "num_layers", "kg_layers", "use_id", "use_kg", "use_text", "use_image", "use_clip_text",
-                    "use_profile", "use_entity_text", "use_item_item", "baseline_options", "seed", "batch_size", "loss")
+from train_config import RESUME_INVARIANT, ConfigError, TrainConfig, config_dict, parse_config, pick_device
 
 
 def build_model(cfg: TrainConfig | dict[str, Any], inputs: GraphInputs) -> TrainableRecommender | FittedRecommender:
@@ -83,18 +79,6 @@ def write_json(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def pick_device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-        return torch.device(f"cuda:{local_rank}" if name == "cuda" else name)
-    if name != "cpu":
-        raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
-    return torch.device("cpu")
-
-
 def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler: NegativeSampler,
                 opt: torch.optim.Optimizer, cfg: TrainConfig, epoch: int, rank: int, world: int) -> dict[str, float]:
     """One pass over this process's shard of the training edges; returns the mean loss terms."""
@@ -119,8 +103,8 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
         batch = Batch(users, pos, neg)
         fix = core.positive_score_correction(batch, user_emb, item_emb)
         s_pos = s_pos if fix is None else s_pos + fix
-        if cfg.shared_negatives:
-            s_neg = u @ item_emb[neg].T
+        if cfg.shared_negatives:  # a user's own training items are no negatives ("accidental hits")
+            s_neg = (u @ item_emb[neg].T).masked_fill(sampler.is_positive(users[:, None], neg[None, :]), -1e9)
         else:
             s_neg = (u.unsqueeze(1) * item_emb[neg]).sum(-1) if neg.dim() == 2 else (u * item_emb[neg]).sum(-1)
         terms = {"rank": bpr_loss(s_pos, s_neg) if cfg.loss == "bpr" else
@@ -170,8 +154,7 @@ def run(cfg: TrainConfig) -> int:
             "neither is importable, so training runs full-graph" if found is None else
             f"{found} is importable, but this trainer propagates full-graph (sampled training not implemented)"),
             file=sys.stderr)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    (out := Path(cfg.out)).mkdir(parents=True, exist_ok=True)
     # ------------------------------------------------------------------- data
     kg = KnowledgeGraph.load(cfg.kg)
     inter = kg.interactions()
@@ -290,12 +273,12 @@ def run(cfg: TrainConfig) -> int:
         best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
         best["metrics"] = {**best.get("metrics", {}), "test": test}
         atomic_save(best, out / "best.pt")
-        summary = {"model": cfg.model, "test": test, "test_ci95": ci, **{k: v for k, v in history.items()}}
+        summary = {"model": cfg.model, "test": test, "test_ci95": ci, **history}
         write_json(summary, out / "metrics.json")
         if isinstance(scorer, TrainableRecommender):
             export_embeddings(scorer, inputs, kg, out)
-        print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items() if k.split("@")[0] in
-                                    ("recall", "ndcg")), file=sys.stderr)
+        print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items() if k[:4] in ("reca", "ndcg")),
+              file=sys.stderr)
     if cfg.distributed:
         dist.barrier()
         dist.destroy_process_group()

@@ -8,6 +8,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from kg.errors import MMKGError
 
 try:
@@ -79,6 +81,12 @@ class TrainConfig:
     neighbor_sampling: bool = False  # neighbour-sampled mini-batches (needs pyg-lib or torch-sparse)
     tensorboard: bool = True  # write TensorBoard scalars to <out>/tb
     progress: bool = True  # tqdm bar per epoch
+
+
+RESUME_INVARIANT = (  # fields --resume refuses to see changed
+    "kg", "split", "split_ratios", "split_seed", "cold_fraction", "model", "embedding_dim", "num_layers", "kg_layers",
+    "use_id", "use_kg", "use_text", "use_image", "use_clip_text", "use_profile", "use_entity_text", "use_item_item",
+    "baseline_options", "seed", "batch_size", "loss")
 
 
 CHOICES = {"split": ("random", "temporal", "cold_item"), "loss": ("bpr", "softmax"),
@@ -196,3 +204,15 @@ def check_config(cfg: TrainConfig) -> None:
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     """The config as plain data (str / numbers / lists / dicts), safe for ``torch.load(weights_only=True)``."""
     return asdict(cfg)
+
+
+def pick_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+        return torch.device(f"cuda:{local_rank}" if name == "cuda" else name)
+    if name != "cpu":
+        raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
+    return torch.device("cpu")

@@ -247,7 +247,8 @@ def add_pretrain_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
                    "to add as pairs (default: ml-1m-posters beside the data dir, when found)")
     p.add_argument("--no-extra-posters", action="store_true", help="use the KG's pairs only")
     p.add_argument("--out", default=None, help="checkpoint path (default: <kg>/clip/catalog_clip.pt)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: on a busy 2-core "
+                   "machine 2 threads were 5x slower per step; raise it on an idle many-core one)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -34,6 +34,7 @@ class NegativeSampler:
         self.mode = mode
         self.max_rounds = max_rounds
         self._keys = torch.unique(train_user.cpu().long() * self.num_items + train_item.cpu().long())
+        self._keys_here = self._keys  # a copy on the device last asked about
         counts = torch.bincount(train_item.cpu().long(), minlength=self.num_items).double()
         self._probs = (counts.clamp(min=0) ** alpha) if mode == "popularity" else None
         if self._probs is not None and float(self._probs.sum()) <= 0:
@@ -44,8 +45,10 @@ class NegativeSampler:
         key = users.long() * self.num_items + items.long()
         if self._keys.numel() == 0:
             return torch.zeros_like(key, dtype=torch.bool)
-        pos = torch.searchsorted(self._keys, key).clamp(max=self._keys.numel() - 1)
-        return self._keys[pos] == key
+        if self._keys_here.device != key.device:
+            self._keys_here = self._keys.to(key.device)
+        pos = torch.searchsorted(self._keys_here, key).clamp(max=self._keys.numel() - 1)
+        return self._keys_here[pos] == key
 
     def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
         if self._probs is None:
