@@ -2,13 +2,16 @@
 
 Pipeline (every stage switchable by :class:`MMKGOptions`, so ablations are configuration only):
 
-1. **Items**: text / image / CLIP-text features projected to width ``d`` and fused with a learnable ID
-   embedding by masked attention (:class:`~gnn.modality_fusion.MultimodalEncoder`); missing modalities are
-   masked out. ``use_id=False`` gives the content-only variant that also serves cold-start items.
-2. **Knowledge**: items and entities (ID embedding + entity text) propagate over the typed KG with
-   relation-aware attention (:class:`~gnn.kg_propagation.KnowledgePropagation`).
-3. **Users**: ID embedding fused with the mean text of their training items, their profile text and
-   the mean of their profile entities (age group, gender, occupation).
+1. **Items**: text / image / CLIP-text features projected to width ``d``, fused by masked attention
+   (missing modalities masked out) and added to a learnable ID embedding through a zero-initialised gate
+   (:class:`~gnn.modality_fusion.MultimodalEncoder`): training starts from the ID model and mixes content
+   in as the gradient finds it useful. ``use_id=False`` gives the content-only variant that also serves
+   cold-start items.
+2. **Knowledge**: items and entities (ID embedding, optionally entity text) propagate over the typed KG
+   with relation-aware attention (:class:`~gnn.kg_propagation.KnowledgePropagation`); the result is added
+   to the items through another zero-initialised gate.
+3. **Users**: ID embedding plus (gated) the mean text of their training items and their profile text,
+   plus a zero-initialised projection of the mean of their profile entities (age group, gender, ...).
 4. **Collaborative**: LightGCN propagation over the normalised user-item graph, uniform layer average.
 5. **Item-item**: each user adds the degree-normalised sum of its training items' *context* vectors
    (a separate item table, FISM-style), a learned low-rank item-item term as in EASE / SLIM.
@@ -85,12 +88,19 @@ class MMKGModel(TrainableRecommender):
         user_feature_dims: user modality (``content`` / ``profile_text``) -> feature width.
         entity_feature_dim: width of ``entity.text`` (0 = none).
         options: :class:`MMKGOptions`.
+        kept_entity_ids: ``[num_entities]`` sorted KG entity ids the entity table embeds (default: all);
+            stored as a buffer, so perturbed or masked inputs (robustness, explanations) keep the
+            trained rows aligned.
     """
 
     def __init__(self, num_users: int, num_items: int, num_entities: int, num_relations: int,
                  item_feature_dims: dict[str, int], user_feature_dims: dict[str, int], entity_feature_dim: int,
-                 options: MMKGOptions) -> None:
+                 options: MMKGOptions, kept_entity_ids: Tensor | None = None) -> None:
         super().__init__()
+        kept = torch.arange(num_entities) if kept_entity_ids is None else kept_entity_ids.long().cpu()
+        if kept.numel() != num_entities:
+            raise ValueError(f"kept_entity_ids has {kept.numel()} ids for {num_entities} entity rows")
+        self.register_buffer("kept_entity_ids", kept.clone())
         o = self.options = options
         d = o.embedding_dim
         self.num_users, self.num_items, self.num_entities = num_users, num_items, num_entities
@@ -102,6 +112,7 @@ class MMKGModel(TrainableRecommender):
             if use_entities else None
         self.kg = KnowledgePropagation(num_relations, d, o.kg_layers) \
             if o.use_kg and num_relations > 0 and num_entities > 0 else None
+        self.kg_gate = nn.Parameter(torch.zeros(d)) if self.kg is not None else None
         self.profile_proj = nn.Linear(d, d) if o.use_profile and use_entities else None
         self.context = nn.Embedding(num_items, d) if o.use_item_item else None
         self.transe_rel = nn.Embedding(max(num_relations, 1), d) if o.kg_loss_weight > 0 and self.kg else None
@@ -122,14 +133,16 @@ class MMKGModel(TrainableRecommender):
         ent = inputs.features.get("entity.text")
         kept = kept_entities(inputs, options)
         return cls(inputs.num_users, inputs.num_items, int(kept.numel()), inputs.num_relations, item_dims,
-                   user_dims, 0 if ent is None else ent.shape[1], options)
+                   user_dims, 0 if ent is None else ent.shape[1], options, kept_entity_ids=kept)
 
     def reset_parameters(self) -> None:
         for enc in (self.item_encoder, self.user_encoder, self.entity_encoder, self.kg):
             if enc is not None:
                 enc.reset_parameters()
-        if self.profile_proj is not None:
-            nn.init.xavier_uniform_(self.profile_proj.weight)
+        if self.kg_gate is not None:
+            nn.init.zeros_(self.kg_gate)
+        if self.profile_proj is not None:  # starts at zero: the profile enters as the gradient finds it useful
+            nn.init.zeros_(self.profile_proj.weight)
             nn.init.zeros_(self.profile_proj.bias)
         if self.context is not None:
             nn.init.normal_(self.context.weight, std=0.01)
@@ -138,7 +151,7 @@ class MMKGModel(TrainableRecommender):
 
     def _structure(self, inputs: GraphInputs) -> dict:
         """Kept entities, the KG slot graphs and the profile mean operator (built once per inputs)."""
-        kept = kept_entities(inputs, self.options).to(inputs.kg_head.device)
+        kept = self.kept_entity_ids.to(inputs.kg_head.device)
         remap = torch.full((inputs.num_entities,), -1, dtype=torch.long, device=kept.device)
         remap[kept] = torch.arange(kept.numel(), device=kept.device)
         st: dict = {"kept": kept}
@@ -193,7 +206,7 @@ class MMKGModel(TrainableRecommender):
             out["entity_ego"] = entity_ego
         item_kg = item_ego
         if self.kg is not None and entity_ego is not None and "slots" in st:
-            item_kg = self.kg(torch.cat([item_ego, entity_ego], dim=0), st["slots"])
+            item_kg = item_ego + self.kg_gate * self.kg(torch.cat([item_ego, entity_ego], dim=0), st["slots"])
         out["item_kg"] = item_kg
         user_ego, _ = self.user_encoder(self._user_views(inputs))
         if self.profile_proj is not None and entity_ego is not None and "profile" in st:

@@ -155,7 +155,7 @@ def test_fast_masking_equals_a_full_forward(monkeypatch) -> None:
                                                                                                 generator=g)}
     inputs = build_graph_inputs(kg, train, feats)
     torch.manual_seed(0)
-    model = MMKGModel.from_inputs(inputs, MMKGOptions(embedding_dim=8, num_layers=2, kg_layers=2,
+    model = MMKGModel.from_inputs(inputs, MMKGOptions(embedding_dim=8, num_layers=2, kg_layers=2, use_item_item=True,
                                                       normalize=True, use_image=False, use_clip_text=False))
     assert set(model.user_encoder.modalities) == {"content", "profile_text"}
     with torch.no_grad():
