@@ -88,6 +88,10 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
     perm = torch.randperm(n_edges, generator=torch.Generator().manual_seed(cfg.seed * 31 + epoch))
     perm = perm[: n_edges - n_edges % world][rank::world] if world > 1 else perm
     dev = inputs.train_user.device
+    user_weight = None  # pairs of a user with n training items weigh n ** -user_weight_power
+    if cfg.user_weight_power:
+        user_weight = torch.bincount(inputs.train_user, minlength=inputs.num_users).clamp(min=1).float()
+        user_weight = user_weight.pow(-cfg.user_weight_power)
     sums: dict[str, float] = {}
     steps = range(0, perm.numel(), cfg.batch_size)
     for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not cfg.progress or rank):
@@ -107,8 +111,9 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
             s_neg = (u @ item_emb[neg].T).masked_fill(sampler.is_positive(users[:, None], neg[None, :]), -1e9)
         else:
             s_neg = (u.unsqueeze(1) * item_emb[neg]).sum(-1) if neg.dim() == 2 else (u * item_emb[neg]).sum(-1)
-        terms = {"rank": bpr_loss(s_pos, s_neg) if cfg.loss == "bpr" else
-                 sampled_softmax_loss(s_pos, s_neg, cfg.softmax_temperature)}
+        w = user_weight[users] if user_weight is not None else None
+        terms = {"rank": bpr_loss(s_pos, s_neg, w) if cfg.loss == "bpr" else
+                 sampled_softmax_loss(s_pos, s_neg, cfg.softmax_temperature, w)}
         if cfg.l2_weight > 0:
             terms["l2"] = cfg.l2_weight * l2_regularization(core.ego_embeddings(batch), users.numel())
         terms.update(core.loss_terms(inputs, user_emb, item_emb, batch))

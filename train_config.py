@@ -55,6 +55,7 @@ class TrainConfig:
     shared_negatives: bool = False  # one negative set for the whole batch (cheap for many negatives)
     negative_sampling: str = "uniform"  # uniform | popularity (count ** 0.75)
     softmax_temperature: float = 1.0  # temperature of the softmax loss
+    user_weight_power: float = 0.0  # weigh a user's pairs by n_items ** -p (0: every pair alike, 1: every user)
     l2_weight: float = 1e-4  # L2 on the batch's ego embeddings, sum ||x||^2 / (2B)
     contrastive_weight: float = 0.0  # cross-modal InfoNCE (image / text / collaborative views of items)
     contrastive_temperature: float = 0.2  # InfoNCE temperature

@@ -214,7 +214,8 @@ def render(data: dict) -> str:
     lines = ["# Recommendation quality (ml-100k)", "", " ".join(__doc__.split("\n\n")[2].split()), "",
              "| model | seeds | valid R@20 | valid N@20 | test R@10 | test N@10 | test R@20 | test N@20 | epoch (s) "
              "| peak RSS (MB) | test R@20 vs RecBole |", "|" + "---|" * 11]
-    for row, e in data.get("models", {}).items():
+    models = {r: data["models"][r] for r in [f[0] for f in FAMILIES.values()] if r in data.get("models", {})}
+    for row, e in models.items():
         mean, std = e["mean"], e["std"]
         cells = [f"{mean[k]:.4f} ± {std[k]:.4f}" for k in ("valid/recall@20", "valid/ndcg@20", "test/recall@10",
                                                              "test/ndcg@10", "test/recall@20", "test/ndcg@20")]
@@ -224,7 +225,7 @@ def render(data: dict) -> str:
     lines += ["", "Epoch time: mean wall seconds of a training epoch (fit time for MostPop / EASE), one CPU thread on "
               "a shared machine; peak RSS of the whole train.py process. Selected hyper-parameters "
               "(searched on the validation split of the first seed, reused for the others):", ""]
-    lines += [f"- {row}: {e.get('selected')}" for row, e in data.get("models", {}).items()]
+    lines += [f"- {row}: {e.get('selected')}" for row, e in models.items()]
     lines += ["", "RecBole 1.2.1 reference, same protocol (test R@20 / N@20): "
               + ", ".join(f"{k} {r:.3f} / {n:.3f}" for k, (r, n) in REFERENCE.items()), ""]
     for seed, c in data.get("coldstart", {}).items():
@@ -240,11 +241,10 @@ def render(data: dict) -> str:
         lines += [f"| {k} | {v['epoch_time_s']:.1f} | {v['peak_rss_mb']:.0f} |" for k, v in c.items()
                   if isinstance(v, dict)]
         lines += ["", f"CPU epoch time, full model / LightGCN: {c['ratio_full_over_lightgcn']:.1f}x", ""]
-    rows = data.get("models", {})
-    full = next((r for r in (FAMILIES[k][0] for k in ("contrastive", "image", "text")) if r in rows), None)
-    if "LightGCN" in rows and full:
-        ratio = rows[full]["mean"]["epoch_time_s"] / rows["LightGCN"]["mean"]["epoch_time_s"]
-        lines += [f"ml-100k CPU epoch time, full model / LightGCN: {ratio:.1f}x", ""]
+    full = next((r for r in (FAMILIES[k][0] for k in ("contrastive", "image", "text")) if r in models), None)
+    if "LightGCN" in models and full:
+        ratio = models[full]["mean"]["epoch_time_s"] / models["LightGCN"]["mean"]["epoch_time_s"]
+        lines += [f"ml-100k CPU epoch time, {full} / LightGCN: {ratio:.1f}x", ""]
     return "\n".join(lines)
 
 
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default=",".join(FAMILIES), help=f"comma list of {', '.join(names)}")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--kg", type=Path, default=WORK / "ml-kg", help="the ingested ml-100k KG directory")
-    p.add_argument("--retune", action="store_true", help="search the grid again instead of reusing the selection")
+    p.add_argument("--retune", action="store_true", help="search the grid on every seed, not only the first")
     p.add_argument("--json", type=Path, default=RESULTS / "quality.json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)

@@ -11,8 +11,9 @@ KGIN's relational message and KGAT's knowledge-aware attention over the node's r
     \\pi(h, r) = \\langle W x_h,\\, e_r \\rangle / \\sqrt{d}, \\qquad
     x'_h = \\sum_r \\mathrm{softmax}_r(\\pi(h, r))\\, m_{h,r}
 
-The last layer only updates items (entities' outputs are not used downstream). The model's output
-is the mean of the input and each layer's output (rescaled to the input's mean norm).
+The last layer only updates items (entities' outputs are not used downstream). The output is the
+mean of the layers' item outputs (each rescaled to the input's mean norm; zero for items without KG
+edges), which the model adds to the items through a learnable gate.
 """
 
 from __future__ import annotations
@@ -146,17 +147,17 @@ class KnowledgePropagation(nn.Module):
             graphs: :meth:`prepare`'s output.
 
         Returns:
-            ``[I, d]``: mean over the items' input and each layer's output (a node without
-            neighbours keeps its previous representation).
+            ``[I, d]``: mean of the layers' item outputs (zero for items without KG edges; inner layers
+            keep the previous representation of nodes without neighbours).
         """
         full, items = graphs
         num_items = items.num_heads
         scale = x.norm(dim=-1, keepdim=True).mean().detach().clamp(min=1e-6)
-        outs = [x[:num_items]]
+        outs = []
         h = x
         for k, layer in enumerate(self.layers):
             g = items if k == len(self.layers) - 1 else full
             new = F.normalize(layer(h, self.rel_emb.weight, g), dim=-1) * scale
-            h = torch.where(g.has_edges.unsqueeze(1), new, h[: g.num_heads])
+            h = torch.where(g.has_edges.unsqueeze(1), new, h[: g.num_heads]) if k < len(self.layers) - 1 else new
             outs.append(h[:num_items])
-        return torch.stack(outs, dim=0).mean(dim=0)
+        return torch.stack(outs, dim=0).mean(dim=0) * items.has_edges.unsqueeze(1)

@@ -10,29 +10,36 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 
-def bpr_loss(pos_scores: Tensor, neg_scores: Tensor) -> Tensor:
+def _mean(per_row: Tensor, weight: Tensor | None) -> Tensor:
+    return per_row.mean() if weight is None else (per_row * weight).sum() / weight.sum().clamp(min=1e-12)
+
+
+def bpr_loss(pos_scores: Tensor, neg_scores: Tensor, weight: Tensor | None = None) -> Tensor:
     """Bayesian personalised ranking ``mean(-log sigmoid(s_pos - s_neg))``.
 
     Args:
         pos_scores: ``[B]`` scores of the positive items.
         neg_scores: ``[B]`` or ``[B, n]`` scores of sampled negatives (each paired with its row's positive).
+        weight: ``[B]`` row weights (weighted mean); ``None`` = plain mean.
     """
     if neg_scores.dim() == 2:
-        pos_scores = pos_scores.unsqueeze(1)
-    return F.softplus(neg_scores - pos_scores).mean()
+        return _mean(F.softplus(neg_scores - pos_scores.unsqueeze(1)).mean(1), weight)
+    return _mean(F.softplus(neg_scores - pos_scores), weight)
 
 
-def sampled_softmax_loss(pos_scores: Tensor, neg_scores: Tensor, temperature: float = 1.0) -> Tensor:
+def sampled_softmax_loss(pos_scores: Tensor, neg_scores: Tensor, temperature: float = 1.0,
+                         weight: Tensor | None = None) -> Tensor:
     """Softmax cross-entropy of the positive against its negatives: ``-log softmax([s_pos, s_neg] / t)[0]``.
 
     Args:
         pos_scores: ``[B]``; neg_scores: ``[B, n]`` (or ``[B]``, one negative each).
         temperature: ``t`` > 0.
+        weight: ``[B]`` row weights (weighted mean); ``None`` = plain mean.
     """
     if neg_scores.dim() == 1:
         neg_scores = neg_scores.unsqueeze(1)
     logits = torch.cat([pos_scores.unsqueeze(1), neg_scores], dim=1) / temperature
-    return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+    return _mean(torch.logsumexp(logits, dim=1) - logits[:, 0], weight)
 
 
 def l2_regularization(tensors: list[Tensor], batch_size: int) -> Tensor:

@@ -149,6 +149,11 @@ class MMKGModel(TrainableRecommender):
         if self.transe_rel is not None:
             nn.init.normal_(self.transe_rel.weight, std=0.1)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+        # checkpoints written before the buffer existed: keep the ids computed from the same inputs
+        state_dict.setdefault(prefix + "kept_entity_ids", self.kept_entity_ids)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _structure(self, inputs: GraphInputs) -> dict:
         """Kept entities, the KG slot graphs and the profile mean operator (built once per inputs)."""
         kept = self.kept_entity_ids.to(inputs.kg_head.device)

@@ -80,18 +80,24 @@ class AttentionFusion(nn.Module):
 
 
 class MultimodalEncoder(nn.Module):
-    """Projects each available modality of one node type and fuses them with an optional ID embedding.
+    """Projects each available modality of one node type, fuses them by masked attention and adds
+    them to an optional ID embedding through a learnable gate (ReZero-style, starting at ``gate_init``):
+    ``out = id + g * fused_content`` (``out = fused_content`` without IDs).
+
+    With IDs, training starts from the ID model and lets the gradient decide how much content to mix
+    in; content-only nodes (``use_id=False``, e.g. cold-start items) rely on the content entirely.
 
     Args:
         num_nodes: number of nodes ``N`` of the type.
         dim: width ``d``.
         feature_dims: modality name -> feature width, for the modalities in use.
-        use_id: add a learnable ID embedding as one more (always present) view.
+        use_id: add a learnable ID embedding.
         dropout: feature dropout in the projections.
+        gate_init: initial content gate (with IDs).
     """
 
     def __init__(self, num_nodes: int, dim: int, feature_dims: dict[str, int], use_id: bool = True,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, gate_init: float = 0.0) -> None:
         super().__init__()
         if not feature_dims and not use_id:
             raise ValueError("a node type needs an ID embedding or at least one feature modality")
@@ -99,7 +105,9 @@ class MultimodalEncoder(nn.Module):
         self.modalities = sorted(feature_dims)
         self.proj = nn.ModuleDict({m: ModalityProjection(feature_dims[m], dim, dropout) for m in self.modalities})
         self.id_emb = nn.Embedding(num_nodes, dim) if use_id else None
-        self.fusion = AttentionFusion(dim) if len(self.modalities) + int(use_id) > 1 else None
+        self.fusion = AttentionFusion(dim) if len(self.modalities) > 1 else None
+        self.gate_init = gate_init
+        self.gate = nn.Parameter(torch.zeros(dim)) if use_id and self.modalities else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -109,16 +117,18 @@ class MultimodalEncoder(nn.Module):
             p.reset_parameters()
         if self.fusion is not None:
             self.fusion.reset_parameters()
+        if self.gate is not None:
+            nn.init.constant_(self.gate, self.gate_init)
 
     def forward(self, features: dict[str, tuple[Tensor, Tensor]]) -> tuple[Tensor, dict[str, Tensor]]:
-        """Fused node representations.
+        """Node representations.
 
         Args:
             features: modality -> ``(x [N, D_m], present [N] bool)`` for every modality in use.
 
         Returns:
-            ``(fused [N, d], views)`` with ``views`` modality -> ``[N, d]`` projection (``"id"`` included),
-            used by the cross-modal contrastive loss.
+            ``(out [N, d], views)`` with ``views`` modality -> ``[N, d]`` projection (``"id"`` included),
+            used by the cross-modal contrastive loss. Rows without any view are zero.
         """
         views: dict[str, Tensor] = {}
         masks: list[Tensor] = []
@@ -126,12 +136,14 @@ class MultimodalEncoder(nn.Module):
             x, present = features[m]
             views[m] = self.proj[m](x.float())
             masks.append(present)
-        if self.id_emb is not None:
-            views["id"] = self.id_emb.weight
-            masks.append(torch.ones(self.num_nodes, dtype=torch.bool, device=self.id_emb.weight.device))
-        order = self.modalities + (["id"] if self.id_emb is not None else [])
-        if self.fusion is None:
-            only = views[order[0]]
-            return (only if order[0] == "id" else only * masks[0].unsqueeze(1).to(only.dtype)), views
-        fused, _ = self.fusion([views[m] for m in order], masks)
-        return fused, views
+        content = None
+        if self.fusion is not None:
+            content, _ = self.fusion([views[m] for m in self.modalities], masks)
+        elif self.modalities:
+            content = views[self.modalities[0]] * masks[0].unsqueeze(1).to(views[self.modalities[0]].dtype)
+        if self.id_emb is None:
+            return content, views  # type: ignore[return-value]
+        views["id"] = self.id_emb.weight
+        if content is None:
+            return self.id_emb.weight, views
+        return self.id_emb.weight + self.gate * content, views

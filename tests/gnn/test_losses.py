@@ -70,3 +70,12 @@ def test_negative_sampler_avoids_positives_and_respects_popularity():
     assert counts[1] > 0 and counts[2] > 0
     with pytest.raises(ValueError, match="unknown negative sampling mode"):
         NegativeSampler(users, items, 5, mode="hard")
+
+
+def test_row_weights_give_a_weighted_mean():
+    pos, neg = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 0.0])
+    rows = [math.log(1 + math.exp(-1)), math.log(2)]
+    got = bpr_loss(pos, neg, weight=torch.tensor([3.0, 1.0])).item()
+    assert got == pytest.approx((3 * rows[0] + rows[1]) / 4)
+    got = sampled_softmax_loss(pos, neg.unsqueeze(1), weight=torch.tensor([0.0, 1.0])).item()
+    assert got == pytest.approx(math.log(2))

@@ -40,3 +40,8 @@ def test_kept_entities_are_a_buffer_and_survive_kg_perturbation():
     clone = MMKGModel.from_inputs(inputs, opts)
     clone.load_state_dict(model.state_dict())
     assert torch.equal(clone.kept_entity_ids, model.kept_entity_ids)
+    # a checkpoint written before the buffer existed still loads (the ids come from the same inputs)
+    old = {k: v for k, v in model.state_dict().items() if k != "kept_entity_ids"}
+    again = MMKGModel.from_inputs(inputs, opts)
+    again.load_state_dict(old)
+    assert torch.equal(again.kept_entity_ids, model.kept_entity_ids)
