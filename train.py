@@ -30,6 +30,7 @@ from gnn.graph_inputs import GraphInputs, build_graph_inputs
 from gnn.losses import bpr_loss, l2_regularization, sampled_softmax_loss
 from gnn.negative_sampling import NegativeSampler
 from gnn.recommender import Batch, FittedRecommender, TrainableRecommender, make_score_fn
+from kg.atomic_files import atomic_path, write_text_atomic
 from kg.errors import MMKGError
 from kg.graph import KnowledgeGraph
 from kg.splits import make_split
@@ -68,15 +69,12 @@ def load_features(cfg: TrainConfig, kg: KnowledgeGraph) -> tuple[dict[str, torch
 
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(obj, tmp)
 
 
 def write_json(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler: NegativeSampler,

@@ -154,6 +154,12 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 def parse_config(argv: list[str]) -> TrainConfig:
     """``[--config FILE] [--key value ...]`` -> :class:`TrainConfig` (flags override the file)."""
     defaults = _field_types()
+    if "-h" in argv or "--help" in argv:
+        print("usage: train.py [--config FILE.toml] [--key value ...]   (every key: train_config.py TrainConfig)")
+        for f in fields(TrainConfig):
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            print(f"  --{f.name} {default!r}")
+        raise SystemExit(0)
     values: dict[str, Any] = {}
     pairs: list[tuple[str, str]] = []
     pos = 0
