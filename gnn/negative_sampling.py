@@ -13,6 +13,8 @@ import torch
 from torch import Tensor
 
 SAMPLING_MODES = ("uniform", "popularity")
+DENSE_LIMIT = 1 << 26
+"""Up to this many user x item cells, positives are looked up in a dense bool matrix (else binary search)."""
 
 
 class NegativeSampler:
@@ -35,6 +37,7 @@ class NegativeSampler:
         self.max_rounds = max_rounds
         self._keys = torch.unique(train_user.cpu().long() * self.num_items + train_item.cpu().long())
         self._keys_here = self._keys  # a copy on the device last asked about
+        self._dense: Tensor | None = None
         counts = torch.bincount(train_item.cpu().long(), minlength=self.num_items).double()
         self._probs = (counts.clamp(min=0) ** alpha) if mode == "popularity" else None
         if self._probs is not None and float(self._probs.sum()) <= 0:
@@ -42,6 +45,10 @@ class NegativeSampler:
 
     def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
         """Bool tensor (shape of ``items``): ``(users, items)`` is a training interaction."""
+        dense = self._dense_matrix(users.device)
+        if dense is not None:  # users past the last one with a training pair own nothing
+            u = users.long()
+            return dense[u.clamp(max=dense.shape[0] - 1), items.long()] & (u < dense.shape[0])
         key = users.long() * self.num_items + items.long()
         if self._keys.numel() == 0:
             return torch.zeros_like(key, dtype=torch.bool)
@@ -49,6 +56,17 @@ class NegativeSampler:
             self._keys_here = self._keys.to(key.device)
         pos = torch.searchsorted(self._keys_here, key).clamp(max=self._keys.numel() - 1)
         return self._keys_here[pos] == key
+
+    def _dense_matrix(self, device: torch.device) -> Tensor | None:
+        """The training pairs as a dense bool ``[U, I]`` matrix on ``device`` when it is small (fast lookups)."""
+        n_users = int(self._keys[-1] // self.num_items) + 1 if self._keys.numel() else 0
+        if n_users == 0 or n_users * self.num_items > DENSE_LIMIT:
+            return None
+        if self._dense is None or self._dense.device != device:
+            dense = torch.zeros(n_users * self.num_items, dtype=torch.bool)
+            dense[self._keys] = True
+            self._dense = dense.view(n_users, self.num_items).to(device)
+        return self._dense
 
     def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
         if self._probs is None:

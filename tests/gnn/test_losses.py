@@ -79,3 +79,14 @@ def test_row_weights_give_a_weighted_mean():
     assert got == pytest.approx((3 * rows[0] + rows[1]) / 4)
     got = sampled_softmax_loss(pos, neg.unsqueeze(1), weight=torch.tensor([0.0, 1.0])).item()
     assert got == pytest.approx(math.log(2))
+
+
+def test_dense_and_binary_search_lookups_agree(monkeypatch):
+    import gnn.negative_sampling as ns
+
+    users, items = torch.tensor([0, 0, 2, 3]), torch.tensor([1, 4, 0, 2])
+    q_users, q_items = torch.tensor([0, 0, 1, 2, 3, 5]), torch.tensor([1, 2, 1, 0, 2, 1])
+    dense = ns.NegativeSampler(users, items, 5).is_positive(q_users, q_items)
+    monkeypatch.setattr(ns, "DENSE_LIMIT", 0)
+    sparse = ns.NegativeSampler(users, items, 5).is_positive(q_users, q_items)
+    assert dense.tolist() == sparse.tolist() == [True, False, False, True, True, False]
