@@ -148,11 +148,15 @@ class MaskedScores:
             self.in_edges, self.out_edges = _csr_rows(h[ok], n), _csr_rows(t[ok], n)
             self.kg_h = [torch.cat([out["item_ego"], self.ent])]
             self.kg_scale = self.kg_h[0].norm(dim=-1, keepdim=True).mean().clamp(min=1e-6)
+            last = len(model.kg.layers) - 1
             for k, layer in enumerate(model.kg.layers):
-                g = st["slots"][1 if k == len(model.kg.layers) - 1 else 0]
+                g = st["slots"][1 if k == last else 0]
                 new = F.normalize(layer(self.kg_h[-1], model.kg.rel_emb.weight, g), dim=-1) * self.kg_scale
-                self.kg_h.append(torch.where(g.has_edges.unsqueeze(1), new, self.kg_h[-1][: g.num_heads]))
-            assert torch.allclose(torch.stack([x[:ni] for x in self.kg_h]).mean(0), self.item_kg, atol=1e-5)
+                self.kg_h.append(new if k == last else torch.where(g.has_edges.unsqueeze(1), new,
+                                                                   self.kg_h[-1][: g.num_heads]))
+            self.kg_gate = model.kg_gate.detach().float().cpu()
+            self.kg_out = self._kg_output([x[:ni] for x in self.kg_h[1:]], st["slots"][1].has_edges)
+            assert torch.allclose(out["item_ego"] + self.kg_gate * self.kg_out, self.item_kg, atol=1e-5)
         probe = list(range(min(self.inp.num_users, 64)))
         assert torch.allclose(self._user_rows([(u, set(), set()) for u in probe]), self.user_ego[probe], atol=1e-5)
 
@@ -176,6 +180,11 @@ class MaskedScores:
         ent = self.remap[(node - self.inp.num_items).clamp(min=0)]
         return torch.where(node < self.inp.num_items, node, torch.where(ent >= 0, ent + self.inp.num_items, -1))
 
+    @staticmethod
+    def _kg_output(layers: list[Tensor], has_edges: Tensor) -> Tensor:
+        """:meth:`KnowledgePropagation.forward`'s output from its layers' item rows ``[k, d]`` each."""
+        return torch.stack(layers).mean(0) * has_edges.unsqueeze(1)
+
     def _kg_deltas(self, kgps: list[set]) -> list[tuple[Tensor, Tensor]]:
         """Per mask: changed items and their ``item_kg`` change ``[k, d]`` when its KG pairs are masked (kept
         entities as trained). Each layer is rerun, with the model's own slot graph and layer, for the nodes
@@ -194,11 +203,11 @@ class MaskedScores:
             lo, hi = torch.searchsorted(self.pair_key, keys), torch.searchsorted(self.pair_key, keys, right=True)
             deads.append(torch.zeros(head.shape[0], dtype=torch.bool).index_fill_(0, torch.cat(
                 [self.pair_order[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)] + [out[0][0]]), True))
-        news = [[out[0]] for _ in live]  # per mask, per layer: (nodes whose output changed, their new rows)
+        news = [[(*out[0], None)] for _ in live]  # per mask, per layer: (changed nodes, new rows, has edges)
         for k, layer in enumerate(kp.layers, 1):
             parts, xs = [], []
             for j, dead in enumerate(deads):
-                changed, rows = news[j][-1]
+                changed, rows, _ = news[j][-1]
                 reach = _gather(*self.out_edges, changed)
                 heads = torch.unique(torch.cat([changed, head[dead], head[reach[~dead[reach]]]]))
                 heads = heads[heads < self.kg_h[k].shape[0]]
@@ -217,16 +226,19 @@ class MaskedScores:
             res = F.normalize(layer(xs, kp.rel_emb.weight, g), dim=-1) * self.kg_scale
             for j, (heads, _, local, off) in enumerate(parts):
                 pos = off + torch.searchsorted(local, heads)
-                news[j].append((heads, torch.where(g.has_edges[pos].unsqueeze(1), res[pos], xs[pos])))
+                has = g.has_edges[pos]
+                news[j].append((heads, res[pos] if k == len(kp.layers) else
+                                torch.where(has.unsqueeze(1), res[pos], xs[pos]), has))
         for j, c in enumerate(live):
-            items = news[j][-1][0][news[j][-1][0] < self.inp.num_items]
-            total = self.kg_h[0][items].clone()
+            heads, _, has = news[j][-1]  # every item changed at any layer is a head of the last one
+            items, has = heads[heads < self.inp.num_items], has[heads < self.inp.num_items]
+            layers = []
             for k in range(1, len(self.kg_h)):
-                vals, (nodes, rows) = self.kg_h[k][items].clone(), news[j][k]
+                vals, (nodes, rows, _) = self.kg_h[k][items].clone(), news[j][k]
                 hit = torch.isin(items, nodes)
                 vals[hit] = rows[torch.searchsorted(nodes, items[hit])]
-                total += vals
-            out[c] = (items, total / len(self.kg_h) - self.item_kg[items])
+                layers.append(vals)
+            out[c] = (items, self.kg_gate * (self._kg_output(layers, has) - self.kg_out[items]))
         return out
 
     def _user_rows(self, rows: list[tuple[int, set, set]]) -> Tensor:
@@ -245,10 +257,7 @@ class MaskedScores:
                 x, mask = (v[users] for v in inp.feature(f"user.{mod}"))
             views.append(enc.proj[mod](x.float()))
             present.append(mask.bool())
-        if enc.id_emb is not None:
-            views.append(enc.id_emb.weight[users])
-            present.append(torch.ones(users.shape[0], dtype=torch.bool))
-        ego = enc.fusion(views, present)[0] if enc.fusion is not None else views[0] * present[0].unsqueeze(1)
+        ego = enc.combine(views, present, None if enc.id_emb is None else enc.id_emb.weight[users])
         if self.m.profile_proj is not None and self.ent is not None and inp.profile_user.numel():
             ents = [[e for e in self.prof_of[u] if (u, e) not in m] for u, _, m in rows]
             ego = ego + self.m.profile_proj(torch.stack(

@@ -136,14 +136,19 @@ class MultimodalEncoder(nn.Module):
             x, present = features[m]
             views[m] = self.proj[m](x.float())
             masks.append(present)
+        ids = None if self.id_emb is None else self.id_emb.weight
+        if ids is not None:
+            views["id"] = ids
+        return self.combine([views[m] for m in self.modalities], masks, ids), views
+
+    def combine(self, views: list[Tensor], masks: list[Tensor], ids: Tensor | None) -> Tensor:
+        """Fuse projected ``views`` (``[n, d]`` each, in :attr:`modalities` order, ``masks`` ``[n]`` bool) and
+        add them to ``ids [n, d]`` (or ``None``) through the gate: ``[n, d]`` (any subset of rows)."""
         content = None
         if self.fusion is not None:
-            content, _ = self.fusion([views[m] for m in self.modalities], masks)
-        elif self.modalities:
-            content = views[self.modalities[0]] * masks[0].unsqueeze(1).to(views[self.modalities[0]].dtype)
-        if self.id_emb is None:
-            return content, views  # type: ignore[return-value]
-        views["id"] = self.id_emb.weight
-        if content is None:
-            return self.id_emb.weight, views
-        return self.id_emb.weight + self.gate * content, views
+            content, _ = self.fusion(views, masks)
+        elif views:
+            content = views[0] * masks[0].unsqueeze(1).to(views[0].dtype)
+        if ids is None or content is None:
+            return ids if content is None else content  # type: ignore[return-value]
+        return ids + self.gate * content
