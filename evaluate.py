@@ -33,24 +33,22 @@ from evaluation.robustness import PERTURBATIONS, render_robustness, run_robustne
 from kg.errors import MMKGError
 
 
-def _ints(text: str) -> tuple[int, ...]:
+def _numbers(text: str, kind: type, smallest: float, what: str) -> tuple:
     try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
+        values = tuple(kind(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+    if not values or min(values) < smallest:
+        raise argparse.ArgumentTypeError(f"expected {what} >= {smallest}, got {text!r}")
     return values
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return _numbers(text, int, 1, "integers")
 
 
 def _floats(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
-    return values
+    return _numbers(text, float, 0, "numbers")
 
 
 def build_parser() -> argparse.ArgumentParser:

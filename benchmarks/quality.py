@@ -2,16 +2,14 @@
 
     python -m benchmarks.quality --kg W/ml-kg [--models ease,lightgcn] [--seeds 0,1,2]
 
-``W/ml-kg`` is the ingested ml-100k KG with its features (``python -m kg.datasets.movielens --out W/ml.ttl``,
-``python -m kg ingest W/ml.ttl --out W/ml-kg``, ``python -m encoders encode --kg W/ml-kg``). Each run is
-``train.py`` in a subprocess (its peak RSS read with ``os.wait4``) on a random 80/10/10 per-user split
-(``--split_seed`` = seed), full ranking with training items masked (validation items too for test).
-Hyper-parameters are searched on the first seed's validation NDCG@20 and reused for the other seeds;
-train.py tests every run it trains, but only the selected run's test numbers are read. Families run
-alone (``--models``) and merge into ``benchmarks/results/quality.json``; ``quality.md`` is regenerated.
-``coldstart`` (cold-item split: full model vs content-kNN vs random, ranked among the test cold items)
-and ``scale`` (one epoch of the full model and LightGCN on a generated graph of 100k users, 50k items,
-1M interactions and 1M KG triples, random 384-d text features) are families too.
+``W/ml-kg``: ``python -m kg.datasets.movielens --out W/ml.ttl && python -m kg ingest W/ml.ttl --out W/ml-kg &&
+python -m encoders encode --kg W/ml-kg``. Each run is train.py in a subprocess (peak RSS from ``os.wait4``) on a
+random 80/10/10 per-user split (``--split_seed`` = seed), full ranking with training items masked (validation
+items too for test). Hyper-parameters are searched on the first seed's validation NDCG@20 and reused for the
+other seeds; train.py tests every run, but only the selected run's test numbers are read. Families run alone
+(``--models``) and merge into ``benchmarks/results/quality.json`` (``quality.md`` is regenerated), including
+``coldstart`` (cold-item split: full model vs content-kNN vs random, ranked among the test cold items) and ``scale``
+(one epoch of the full model and LightGCN on a generated graph: 100k users, 50k items, 1M interactions, 1M triples).
 """
 
 from __future__ import annotations
@@ -35,8 +33,10 @@ WORK = ROOT / "benchmarks" / "work"
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 COMMON = {"threads": 1, "progress": False, "tensorboard": False, "test_resamples": 0, "ks": "10,20"}
 BASE = {"eval_every": 5, "patience": 6, "epochs": 400}  # baselines; the full model keeps its config's schedule
-OFF = {"use_kg": False, "use_profile": False, "use_text": False, "use_image": False, "use_clip_text": False}
-FULL = {"config": str(ROOT / "configs" / "ml100k.toml")}  # the full model as its authors configured it
+ON = {"use_id": True, **{f"use_{k}": True for k in ("kg", "profile", "text", "image", "clip_text")}}
+OFF = {k: k == "use_id" for k in ON}
+KG_ON = {"use_kg": True, "use_profile": True}
+FULL = {"config": "configs/ml100k.toml"}  # the full model as its authors configure it (pinned by content per run)
 # row name -> (fixed train.py flags, grid searched on validation)
 FAMILIES: dict[str, tuple[str, dict, list[dict]]] = {
     "mostpop": ("MostPop", {"model": "mostpop"}, [{}]),
@@ -45,11 +45,12 @@ FAMILIES: dict[str, tuple[str, dict, list[dict]]] = {
                                                         for w in (1e-4, 1e-3)]),
     "lightgcn": ("LightGCN", {"model": "lightgcn", "num_layers": 3, **BASE},
                  [{"lr": lr, "batch_size": b} for lr in (1e-3, 2e-3, 5e-3) for b in (2048, 4096)]),
+    "full": ("Full model (configs/ml100k.toml as is)", FULL, [{}]),
     "id_only": ("Full model: ID only", {**FULL, **OFF}, [{}]),
-    "kg": ("Full model: ID + KG", {**FULL, **OFF, "use_kg": True, "use_profile": True}, [{}]),
-    "text": ("Full model: ID + KG + text", {**FULL, "use_image": False, "use_clip_text": False}, [{}]),
-    "image": ("Full model: ID + KG + text + image", FULL, [{}]),
-    "contrastive": ("Full model + contrastive loss", {**FULL, "contrastive_weight": 0.1}, [{}]),
+    "kg": ("Full model: ID + KG", {**FULL, **OFF, **KG_ON}, [{}]),
+    "text": ("Full model: ID + KG + text", {**FULL, **OFF, **KG_ON, "use_text": True}, [{}]),
+    "image": ("Full model: ID + KG + text + image", {**FULL, **ON}, [{}]),
+    "contrastive": ("Full model: all + contrastive loss", {**FULL, **ON, "contrastive_weight": 0.1}, [{}]),
 }
 SPECIAL = ("coldstart", "scale")
 REFERENCE = {"LightGCN": (0.380, 0.326), "BPR-MF": (0.372, 0.317), "EASE": (0.400, 0.347)}  # RecBole 1.2.1 test R/N@20
@@ -58,6 +59,12 @@ REFERENCE = {"LightGCN": (0.380, 0.326), "BPR-MF": (0.372, 0.317), "EASE": (0.40
 def train_run(kg: Path, flags: dict, tag: str) -> dict:
     """Run train.py with ``flags`` (cached by their hash under benchmarks/work/runs); its metrics.json plus
     ``peak_rss_mb`` (the process's maximum resident set, from ``os.wait4``)."""
+    if "config" in flags:  # a content-addressed copy: edits to the file never mix into (or hit the cache of) a row
+        text = (ROOT / flags["config"]).read_bytes()
+        pinned = WORK / "configs" / f"{Path(flags['config']).stem}-{hashlib.sha1(text).hexdigest()[:10]}.toml"
+        pinned.parent.mkdir(parents=True, exist_ok=True)
+        pinned.write_bytes(text)
+        flags = {**flags, "config": str(pinned)}
     key = hashlib.sha1(json.dumps({"kg": str(kg), **flags}, sort_keys=True).encode()).hexdigest()[:10]
     out = WORK / "runs" / f"{tag}-{key}"
     done = out / "metrics.json"
@@ -65,8 +72,7 @@ def train_run(kg: Path, flags: dict, tag: str) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, str(ROOT / "train.py"), "--kg", str(kg), "--out", str(out)]
         for k, v in flags.items():
-            argv += [f"--{k}", json.dumps(v) if isinstance(v, dict) else str(v).lower() if isinstance(v, bool)
-                     else str(v)]
+            argv += [f"--{k}", json.dumps(v) if isinstance(v, dict | bool) else str(v)]
         print(f"[{tag}] {' '.join(argv[2:])}", flush=True)
         with open(out / "train.log", "w") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
@@ -75,26 +81,16 @@ def train_run(kg: Path, flags: dict, tag: str) -> dict:
         if os.waitstatus_to_exitcode(status) != 0:
             raise MMKGError(f"train.py failed ({tag}); see {out / 'train.log'}")
         (out / "peak_rss_mb").write_text(f"{usage.ru_maxrss / 1024:.1f}")
-    metrics = json.loads(done.read_text())
-    metrics["peak_rss_mb"] = float((out / "peak_rss_mb").read_text())
-    metrics["out"] = str(out)
-    return metrics
-
-
-def summarize_run(m: dict, hp: dict) -> dict:
-    """valid metrics at the best epoch, test metrics, mean epoch time (fit time for fitted models)."""
-    best = next(v for v in m["valid"] if v["epoch"] == (m.get("best_epoch") or 0))
-    secs = m.get("epoch_seconds") or [m.get("fit_seconds", 0.0)]
-    return {"hparams": hp, "valid": {k: best[k] for k in METRICS}, "test": {k: m["test"][k] for k in METRICS},
-            "epoch_time_s": float(np.mean(secs)), "epochs": int(m.get("epoch", 0)),
-            "best_epoch": int(m.get("best_epoch") or 0), "peak_rss_mb": m["peak_rss_mb"], "run": m["out"]}
+    rss = float((out / "peak_rss_mb").read_text())
+    return json.loads(done.read_text()) | {"peak_rss_mb": rss, "out": str(out), "config": flags.get("config")}
 
 
 def run_family(name: str, kg: Path, seed: int, data: dict) -> dict:
-    """One seed of one row: the grid on validation (or the selection stored for the row), then its test."""
+    """One seed of one row: the grid on validation (or the row's stored selection), then the selected run's
+    valid metrics at its best epoch, test metrics, mean epoch time (fit time for fitted models), peak RSS."""
     row, fixed, grid = FAMILIES[name]
-    have = json.loads((kg / "features" / "features.json").read_text())["counts"]
-    if "config" in fixed and fixed.get("use_image", True) and "item.image" not in have:
+    have = sorted(json.loads((kg / "features" / "features.json").read_text())["counts"])
+    if fixed.get("use_image") and "item.image" not in have:
         raise MMKGError(f"{row} needs item.image features in {kg}/features (mmkgrec-encode pretrain-clip, encode)")
     chosen = data.get("models", {}).get(row, {}).get("selected")
     candidates = [chosen] if chosen is not None else grid
@@ -105,8 +101,12 @@ def run_family(name: str, kg: Path, seed: int, data: dict) -> dict:
         seen.append((m["best_score"] if m.get("best_score") is not None else m["valid"][0]["ndcg@20"], hp, m))
         print(f"{row} seed {seed} {hp}: valid ndcg@20 {seen[-1][0]:.4f}", flush=True)
     score, hp, m = max(seen, key=lambda t: t[0])
-    result = summarize_run(m, hp)
-    result["grid"] = [{"hparams": h, "valid_ndcg@20": s} for s, h, _ in seen]
+    best = next(v for v in m["valid"] if v["epoch"] == (m.get("best_epoch") or 0))
+    result = {"hparams": hp, "valid": {k: best[k] for k in METRICS}, "test": {k: m["test"][k] for k in METRICS},
+              "epoch_time_s": float(np.mean(m.get("epoch_seconds") or [m.get("fit_seconds", 0.0)])),
+              "epochs": int(m.get("epoch", 0)), "best_epoch": int(m.get("best_epoch") or 0),
+              "peak_rss_mb": m["peak_rss_mb"], "run": m["out"], "config": m["config"] and Path(m["config"]).read_text()}
+    result["grid"], result["features"] = [{"hparams": h, "valid_ndcg@20": s} for s, h, _ in seen], have
     print(f"{row} seed {seed} selected {hp}: test {result['test']}", flush=True)
     return result
 
@@ -114,10 +114,9 @@ def run_family(name: str, kg: Path, seed: int, data: dict) -> dict:
 def summarize(per_seed: dict[str, dict]) -> dict:
     """Mean and (population) std over seeds of valid/test metrics, epoch time and peak memory."""
     out: dict[str, dict] = {"mean": {}, "std": {}}
-    runs = list(per_seed.values())
     keys = [(p, m) for p in ("valid", "test") for m in METRICS] + [(None, "epoch_time_s"), (None, "peak_rss_mb")]
     for part, m in keys:
-        vals = np.array([r[part][m] if part else r[m] for r in runs], dtype=np.float64)
+        vals = np.array([r[part][m] if part else r[m] for r in per_seed.values()], dtype=np.float64)
         name = f"{part}/{m}" if part else m
         out["mean"][name], out["std"][name] = float(vals.mean()), float(vals.std())
     return out
@@ -144,27 +143,26 @@ def cold_start(kg_dir: Path, seed: int) -> dict:
     ni = kg.num_nodes("item")
     relevant = build_user_item_sets(test.user[keep], test.item[keep], kg.num_nodes("user"), ni)
     users = torch.from_numpy(np.flatnonzero(relevant.lengths() > 0))
-    not_cand = torch.ones(ni, dtype=torch.bool)
-    not_cand[torch.from_numpy(cold_test)] = False
+    not_cand = ~torch.isin(torch.arange(ni), torch.from_numpy(cold_test))
     feats = load_features(kg_dir / "features", kg)
     knn = ContentKNN(feats["item.text"], feats.get("item.text_mask"))
     knn.fit(torch.from_numpy(train.user), torch.from_numpy(train.item), kg.num_nodes("user"), ni)
     gen = torch.Generator().manual_seed(seed)
     scorers = {"random": lambda u: torch.rand(u.numel(), ni, generator=gen), "content-kNN": knn.score}
     runs = {}
-    for label, extra in (("full model", FULL), ("full model, content only (use_id=false)", {**FULL, "use_id": False})):
+    for label, extra in (("full model (all components)", {**FULL, **ON}), ("full model, content only (use_id=false)",
+                                                                          {**FULL, **ON, "use_id": False})):
         flags = {**COMMON, **extra, "split": "cold_item", "seed": seed, "split_seed": seed}
         runs[label] = m = train_run(kg_dir, flags, f"cold-s{seed}")
         emb = load_file(str(Path(m["out"]) / "embeddings.safetensors"))
         scorers[label] = lambda u, e=emb: e["user_emb"][u] @ e["item_emb"].T
-    out = {"cold_test_items": int(cold_test.size), "users": int(users.numel())}
+    out = {"cold_test_items": int(cold_test.size), "users": int(users.numel()), "features": sorted(feats)}
     for label, fn in scorers.items():
         top = rank_all_items(lambda u, f=fn: f(u).masked_fill(not_cand, float("-inf")), users, ni, None, 20)
         means = ranking_metrics(top, relevant, (20,), users=users.numpy()).means()
         out[label] = {"cold/recall@20": means["recall@20"], "cold/ndcg@20": means["ndcg@20"]}
-        if label in runs:
-            out[label]["all-items test/recall@20"] = runs[label]["test"]["recall@20"]
-            out[label]["epoch_time_s"] = float(np.mean(runs[label]["epoch_seconds"]))
+        if label in runs:  # train.py's own test on the cold split: every item ranked, warm and cold test pairs
+            out[label] |= {"all-items test/recall@20": runs[label]["test"]["recall@20"], "run": runs[label]["out"]}
     return out
 
 
@@ -172,7 +170,7 @@ def scale(seed: int) -> dict:
     """One epoch of the full model and of LightGCN on the generated graph (same batch size)."""
     kg_dir = write_scale_graph(WORK / "scale-kg", seed)
     out = {}
-    for label, extra in (("full model", FULL), ("LightGCN", {"model": "lightgcn", "num_layers": 3})):
+    for label, extra in (("full model", {**FULL, **ON}), ("LightGCN", {"model": "lightgcn", "num_layers": 3})):
         m = train_run(kg_dir, {**COMMON, **extra, "epochs": 1, "eval_every": 1, "batch_size": 8192,
                                "eval_batch_size": 2048, "seed": seed, "split_seed": seed}, f"scale-s{seed}")
         out[label] = {"epoch_time_s": m["epoch_seconds"][0], "peak_rss_mb": m["peak_rss_mb"]}
@@ -202,9 +200,9 @@ def write_scale_graph(out: Path, seed: int, users: int = 100_000, items: int = 5
     for r in range(relations):
         kg.add_triples(("item", f"rel{r}", "entity"), head[rel == r], tail[rel == r])
     kg.save(out)
-    feats = {f"{t}.text": torch.nn.functional.normalize(torch.randn(n, 384), dim=1) for t, n in
-             (("item", items), ("entity", entities))}
-    feats.update({f"{k}_mask": torch.ones(v.shape[0], dtype=torch.bool) for k, v in list(feats.items())})
+    feats = {f"{t}.text": torch.nn.functional.normalize(torch.randn(n, 384), dim=1)
+             for t, n in (("item", items), ("entity", entities))}
+    feats |= {f"{k}_mask": torch.ones(v.shape[0], dtype=torch.bool) for k, v in feats.items()}
     save_features(out / "features", feats, {k: "random-normal-384" for k in feats})
     return out
 
@@ -229,23 +227,24 @@ def render(data: dict) -> str:
     lines += ["", "RecBole 1.2.1 reference, same protocol (test R@20 / N@20): "
               + ", ".join(f"{k} {r:.3f} / {n:.3f}" for k, (r, n) in REFERENCE.items()), ""]
     for seed, c in data.get("coldstart", {}).items():
-        lines += [f"## Cold-start items (cold_item split, seed {seed}: {c['cold_test_items']} test cold items, "
-                  f"{c['users']} users; ranked among the test cold items)", "", "| model | cold R@20 | cold N@20 |",
-                  "|---|---|---|"]
-        lines += [f"| {k} | {v['cold/recall@20']:.4f} | {v['cold/ndcg@20']:.4f} |" for k, v in c.items()
-                  if isinstance(v, dict)] + [""]
+        lines += _table(f"Cold-start items (cold_item split, seed {seed}: {c['cold_test_items']} test cold items, "
+                        f"{c['users']} users; ranked among the test cold items only)", c, ("cold/recall@20",
+                                                                                           "cold/ndcg@20"))
     for seed, c in data.get("scale", {}).items():
-        lines += [f"## Scale (generated: 100k users, 50k items, 1M interactions, 1M KG triples; seed {seed}; "
-                  "batch 8192, one epoch, one CPU thread)", "",
-                  "| model | epoch (s) | peak RSS (MB) |", "|---" * 3 + "|"]
-        lines += [f"| {k} | {v['epoch_time_s']:.1f} | {v['peak_rss_mb']:.0f} |" for k, v in c.items()
-                  if isinstance(v, dict)]
-        lines += ["", f"CPU epoch time, full model / LightGCN: {c['ratio_full_over_lightgcn']:.1f}x", ""]
-    full = next((r for r in (FAMILIES[k][0] for k in ("contrastive", "image", "text")) if r in models), None)
+        lines += _table(f"Scale (generated: 100k users, 50k items, 1M interactions, 1M KG triples; seed {seed}; batch "
+                        "8192, one epoch, one CPU thread)", c, ("epoch_time_s", "peak_rss_mb"))
+        lines += [f"CPU epoch time, full model / LightGCN: {c['ratio_full_over_lightgcn']:.1f}x", ""]
+    full = next((r for r in (FAMILIES[k][0] for k in ("full", "contrastive", "image", "text")) if r in models), None)
     if "LightGCN" in models and full:
         ratio = models[full]["mean"]["epoch_time_s"] / models["LightGCN"]["mean"]["epoch_time_s"]
         lines += [f"ml-100k CPU epoch time, {full} / LightGCN: {ratio:.1f}x", ""]
     return "\n".join(lines)
+
+
+def _table(title: str, section: dict, cols: tuple[str, ...]) -> list[str]:
+    rows = [f"| {k} | " + " | ".join(f"{v[c]:.4g}" for c in cols) + " |" for k, v in section.items()
+            if isinstance(v, dict)]
+    return [f"## {title}", "", "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|", *rows, ""]
 
 
 def save(path: Path, data: dict) -> None:
