@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from kg.errors import MMKGError
+from train_config import config_dict, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -59,20 +60,22 @@ REFERENCE = {"LightGCN": (0.380, 0.326), "BPR-MF": (0.372, 0.317), "EASE": (0.40
 def train_run(kg: Path, flags: dict, tag: str) -> dict:
     """Run train.py with ``flags`` (cached by their hash under benchmarks/work/runs); its metrics.json plus
     ``peak_rss_mb`` (the process's maximum resident set, from ``os.wait4``)."""
-    if "config" in flags:  # a content-addressed copy: edits to the file never mix into (or hit the cache of) a row
-        text = (ROOT / flags["config"]).read_bytes()
-        pinned = WORK / "configs" / f"{Path(flags['config']).stem}-{hashlib.sha1(text).hexdigest()[:10]}.toml"
-        pinned.parent.mkdir(parents=True, exist_ok=True)
-        pinned.write_bytes(text)
-        flags = {**flags, "config": str(pinned)}
-    key = hashlib.sha1(json.dumps({"kg": str(kg), **flags}, sort_keys=True).encode()).hexdigest()[:10]
-    out = WORK / "runs" / f"{tag}-{key}"
+    args = [a for k, v in flags.items() for a in (f"--{k}", json.dumps(v) if isinstance(v, dict | bool) else str(v))]
+    if "config" in flags:  # keyed by the effective config: rows that resolve to the same run share it
+        effective = config_dict(parse_config([*args, "--kg", str(kg), "--out", "-"]))
+        effective.pop("out")
+        feats = kg / "features" / "features.json"  # and by the features it reads
+        sha = json.loads(feats.read_text()).get("sha256") if feats.exists() else None
+        key = hashlib.sha1(json.dumps([effective, sha], sort_keys=True).encode()).hexdigest()[:10]
+        out = WORK / "runs" / f"mmkg-{key}"
+    else:
+        effective = None
+        key = hashlib.sha1(json.dumps({"kg": str(kg), **flags}, sort_keys=True).encode()).hexdigest()[:10]
+        out = WORK / "runs" / f"{tag}-{key}"
     done = out / "metrics.json"
     if not done.exists() or not (out / "peak_rss_mb").exists():
         out.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, str(ROOT / "train.py"), "--kg", str(kg), "--out", str(out)]
-        for k, v in flags.items():
-            argv += [f"--{k}", json.dumps(v) if isinstance(v, dict | bool) else str(v)]
+        argv = [sys.executable, str(ROOT / "train.py"), "--kg", str(kg), "--out", str(out), *args]
         print(f"[{tag}] {' '.join(argv[2:])}", flush=True)
         with open(out / "train.log", "w") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
@@ -82,7 +85,7 @@ def train_run(kg: Path, flags: dict, tag: str) -> dict:
             raise MMKGError(f"train.py failed ({tag}); see {out / 'train.log'}")
         (out / "peak_rss_mb").write_text(f"{usage.ru_maxrss / 1024:.1f}")
     rss = float((out / "peak_rss_mb").read_text())
-    return json.loads(done.read_text()) | {"peak_rss_mb": rss, "out": str(out), "config": flags.get("config")}
+    return json.loads(done.read_text()) | {"peak_rss_mb": rss, "out": str(out), "config": effective}
 
 
 def run_family(name: str, kg: Path, seed: int, data: dict) -> dict:
@@ -105,7 +108,7 @@ def run_family(name: str, kg: Path, seed: int, data: dict) -> dict:
     result = {"hparams": hp, "valid": {k: best[k] for k in METRICS}, "test": {k: m["test"][k] for k in METRICS},
               "epoch_time_s": float(np.mean(m.get("epoch_seconds") or [m.get("fit_seconds", 0.0)])),
               "epochs": int(m.get("epoch", 0)), "best_epoch": int(m.get("best_epoch") or 0),
-              "peak_rss_mb": m["peak_rss_mb"], "run": m["out"], "config": m["config"] and Path(m["config"]).read_text()}
+              "peak_rss_mb": m["peak_rss_mb"], "run": m["out"], "config": m.get("config")}
     result["grid"], result["features"] = [{"hparams": h, "valid_ndcg@20": s} for s, h, _ in seen], have
     print(f"{row} seed {seed} selected {hp}: test {result['test']}", flush=True)
     return result
