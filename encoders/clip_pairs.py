@@ -15,6 +15,7 @@ one film on both sides.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import random
 import re
@@ -123,11 +124,23 @@ def split_by_group(pairs: list[Pair], heldout_frac: float, seed: int = 0) -> tup
 
 def retrieval_recall(image_emb: torch.Tensor, text_emb: torch.Tensor, ks=KS) -> dict[str, dict[str, float]]:
     """Recall@K of matching row ``i`` of ``image_emb`` ``[n, D]`` with row ``i`` of ``text_emb``
-    (image->text, text->image), and chance ``K / n``. A query's rank counts strictly better scores."""
+    (image->text, text->image), chance ``K / n``, and ``p_value``: per direction, the one-sided binomial
+    p-value of the hits at the largest K under a random ranking. A query's rank counts strictly better scores."""
     sim = image_emb.float() @ text_emb.float().T
     n = sim.shape[0]
     out: dict[str, dict[str, float]] = {"chance": {f"R@{k}": min(1.0, k / n) for k in ks}}
     for name, s in (("image_to_text", sim), ("text_to_image", sim.T)):
         rank = (s > s.diag().unsqueeze(1)).sum(1)
         out[name] = {f"R@{k}": float((rank < k).float().mean()) for k in ks}
+        out.setdefault("p_value", {})[name] = binomial_tail(n, int((rank < max(ks)).sum()), min(1.0, max(ks) / n))
     return out
+
+
+def binomial_tail(n: int, hits: int, p: float) -> float:
+    """``P(X >= hits)`` for ``X ~ Binomial(n, p)``: how likely a random ranking (each query's match lands in
+    the top K with probability ``p = K / n``) scores at least ``hits`` of ``n`` (one-sided p-value)."""
+    if hits <= 0:
+        return 1.0
+    if p >= 1.0:
+        return 1.0
+    return float(min(1.0, sum(math.comb(n, x) * p**x * (1 - p) ** (n - x) for x in range(hits, n + 1))))

@@ -295,5 +295,8 @@ def format_report(result: dict[str, Any]) -> str:
     for key in ("image_to_text", "text_to_image", "chance"):
         if key in result:
             lines.append(f"  {key:<14}" + "".join(f"{result[key][f'R@{k}']:8.3f}" for k in KS))
+    if "p_value" in result:  # how likely a random model does at least this well
+        lines.append(f"  R@{max(KS)} above chance? one-sided binomial p-value: image->text "
+                     f"{result['p_value']['image_to_text']:.1e}, text->image {result['p_value']['text_to_image']:.1e}")
     lines.append(f"checkpoint: {result['out']}")
     return "\n".join(lines)

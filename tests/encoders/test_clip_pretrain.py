@@ -90,6 +90,18 @@ def test_retrieval_recall_by_hand() -> None:
     # text->image: text 0 [1, 0, .6] rank 0; text 1 [.8, .6, .96] rank 2; text 2 [0, 1, .8] rank 1
     assert r["text_to_image"] == {"R@1": pytest.approx(1 / 3), "R@2": pytest.approx(2 / 3)}
     assert r["chance"] == {"R@1": pytest.approx(1 / 3), "R@2": pytest.approx(2 / 3)}
+    # p-values at K=2 (p = 2/3, n = 3): image->text 3 hits: (2/3)^3; text->image 2 hits: + 3 (2/3)^2 (1/3)
+    assert r["p_value"]["image_to_text"] == pytest.approx(8 / 27)
+    assert r["p_value"]["text_to_image"] == pytest.approx(8 / 27 + 12 / 27)
+
+
+def test_binomial_tail_by_hand() -> None:
+    from encoders.clip_pairs import binomial_tail
+
+    assert binomial_tail(4, 0, 0.5) == 1.0
+    assert binomial_tail(4, 3, 0.5) == pytest.approx(5 / 16)  # (4 + 1) / 2^4
+    assert binomial_tail(382, 21, 10 / 382) < 2e-3  # 21 of 382 films in the top 10 (chance: ~10); 1.35e-3
+    assert binomial_tail(382, 10, 10 / 382) > 0.4
 
 
 def test_titles_normalise_across_datasets() -> None:
