@@ -171,7 +171,8 @@ def bench_clip(kg_dir: Path, epochs: int | None, checkpoint: str | None) -> str:
         f"{res['epochs']} epochs, batch {res['batch_size']}: **{res['train_seconds']:.0f} s**; probe loss "
         f"{res['loss_before']:.3f} -> {res['loss_after']:.3f}.", "",
         f"Held-out retrieval over {res['heldout_groups']} films: image->text Recall@10 **{i2t:.3f}**, "
-        f"text->image {t2i:.3f}, chance {chance:.3f} ({i2t / chance:.1f}x chance).", "",
+        f"text->image {t2i:.3f}, chance {chance:.3f} ({i2t / chance:.1f}x chance; one-sided binomial p-value of "
+        f"the image->text hits under a random ranking: {res['p_value']['image_to_text']:.1e}).", "",
         f"Image tower (`ClipImageEncoder`, `{bundle.identity}`), {len(paths)} ml-100k posters, batch 64: "
         f"**{len(paths) / t_enc:.1f} images/s** ({t_enc:.1f} s, decoding included); through the cache: first run "
         f"{t_fill:.1f} s, rerun {t_hit:.2f} s ({t_enc / t_hit:.0f}x).", "",
