@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.quality_targets import target_lines
 from kg.errors import MMKGError
 from train_config import config_dict, parse_config
 
@@ -238,10 +239,7 @@ def render(data: dict) -> str:
                         "8192, one epoch, one CPU thread)", c, ("epoch_time_s", "peak_rss_mb"))
         lines += [f"CPU epoch time, full model / LightGCN: {c['ratio_full_over_lightgcn']:.1f}x", ""]
     full = next((r for r in (FAMILIES[k][0] for k in ("full", "contrastive", "image", "text")) if r in models), None)
-    if "LightGCN" in models and full:
-        ratio = models[full]["mean"]["epoch_time_s"] / models["LightGCN"]["mean"]["epoch_time_s"]
-        lines += [f"ml-100k CPU epoch time, {full} / LightGCN: {ratio:.1f}x", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + target_lines(models, full, data.get("coldstart", {}), data.get("scale", {})))
 
 
 def _table(title: str, section: dict, cols: tuple[str, ...]) -> list[str]:
