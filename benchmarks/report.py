@@ -258,10 +258,19 @@ def speed_section(results: Path) -> list[str]:
 
 
 def explain_section(results: Path) -> list[str]:
-    data = load_json(results / "explain.json")
-    if data is None:
+    """One row per ``explain*.json`` (``benchmarks/explain.py`` on a checkpoint) against the issue's goals."""
+    files = sorted(results.glob("explain*.json"))
+    if not files:
         return ["## Explanations", ""] + _missing("explanation results", "explain.json", CMD["explain"])
-    return ["## Explanations", "", "```json", json.dumps(data, indent=1)[:6000], "```", ""]
+    rows = ["| file | checkpoint | recommendations | coverage (>= 95%) | faithfulness (>= 2) | p50 ms "
+            "| p95 ms (< 200) |", "|---" * 7 + "|"]
+    for f in files:
+        d = json.loads(f.read_text(encoding="utf-8"))
+        rows.append(f"| {f.name} | `{d.get('checkpoint')}` | {d.get('recommendations')} | {d['coverage']:.1%} | "
+                    f"{d['faithfulness_ratio']:.2f} | {d['latency_ms_p50']:.0f} | {d['latency_ms_p95']:.0f} |")
+    return ["## Explanations", "", "Coverage: share of top-10 recommendations with a path whose removal lowers "
+            "the score; faithfulness: score drop of the top path / of a random path of the same length.", "",
+            *rows, ""]
 
 
 def build(results: Path, out_md: Path, curve_files: list[Path] | None = None) -> str:
