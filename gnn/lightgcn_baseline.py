@@ -17,11 +17,16 @@ forward + backward; equal gradients, checked against a dense reference in ``test
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 from torch.nn import ModuleList
-from torch_geometric.nn.conv import LGConv
-from torch_geometric.nn.models import LightGCN
+
+with warnings.catch_warnings():  # PyG 2.8 calls the deprecated torch.jit.script while it imports
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=FutureWarning)
+    from torch_geometric.nn.conv import LGConv
+    from torch_geometric.nn.models import LightGCN
 
 from gnn.graph_inputs import GraphInputs
 from gnn.recommender import Batch, TrainableRecommender

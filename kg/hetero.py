@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import networkx as nx
 import numpy as np
 import torch
-from torch_geometric.data import HeteroData
+
+with warnings.catch_warnings():  # PyG 2.8 calls the deprecated torch.jit.script while it imports
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=FutureWarning)
+    from torch_geometric.data import HeteroData
 
 from kg.graph import INTERACTION_RELATION, NODE_TYPES, Interactions, KnowledgeGraph
 
