@@ -223,6 +223,7 @@ def run(cfg: TrainConfig) -> int:
             t0 = time.perf_counter()
             losses = train_epoch(model, core, inputs, sampler, opt, cfg, epoch, rank, world)
             history["epoch_seconds"].append(time.perf_counter() - t0)
+            history.setdefault("train", []).append({"epoch": epoch, "loss": float(sum(losses.values()))})
             history["epoch"] = epoch
             stop = [False]
             if rank == 0:

@@ -141,7 +141,8 @@ def training_curves_chart(curves: Mapping[str, Mapping[str, Sequence[float]]], p
                           valid_metric: str = "valid_ndcg@20") -> list[str]:
     """Left: training loss per epoch; right: validation ``valid_metric`` per epoch, one line per run.
     ``curves[run]`` holds ``"epoch"``, ``"loss"`` and ``valid_metric`` lists (the metric may be sparser)."""
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11.5, 4.4))
+    legend_h = 0.2 * ((len(curves) + 1) // 2) + 0.2  # inches of the legend below the panels
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11.5, 4.4 + legend_h))
     labels: list[str] = []
     for j, (run, c) in enumerate(curves.items()):
         color = COLORS[j % len(COLORS)]
@@ -155,11 +156,8 @@ def training_curves_chart(curves: Mapping[str, Mapping[str, Sequence[float]]], p
         val = list(c.get(valid_metric, []))
         if val:
             v_epochs = list(c.get("valid_epoch", c.get("epoch", range(1, len(val) + 1))))[: len(val)]
-            bx.plot(v_epochs, val, marker=".", color=color, label=run)
-            best = max(range(len(val)), key=val.__getitem__)
-            late = best >= len(val) / 2
-            bx.annotate(f"best {val[best]:.4f}", (v_epochs[best], val[best]), xytext=(-6 if late else 6, 6),
-                        textcoords="offset points", fontsize=8, color=color, ha="right" if late else "left")
+            best = max(range(len(val)), key=val.__getitem__)  # in the legend: labels beside stars collide
+            bx.plot(v_epochs, val, marker=".", color=color, label=f"{run}: best {val[best]:.4f} @ {v_epochs[best]}")
             bx.plot([v_epochs[best]], [val[best]], marker="*", markersize=11, color=color)
             labels.append(f"{val[best]:.4f}")
     ax.set_xlabel("epoch")
@@ -171,8 +169,11 @@ def training_curves_chart(curves: Mapping[str, Mapping[str, Sequence[float]]], p
     for a in (ax, bx):
         a.xaxis.set_major_locator(MaxNLocator(integer=True))
         a.grid(alpha=0.3)
-        if a.get_legend_handles_labels()[0]:
-            a.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    if bx.get_legend_handles_labels()[0]:  # below the panels: many runs would hide the curves
+        fig.legend(*bx.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
+        fig.subplots_adjust(bottom=(legend_h + 0.55) / (4.4 + legend_h), top=0.88)
     fig.suptitle(title)
     _save(fig, path)
     return labels

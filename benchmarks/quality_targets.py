@@ -8,6 +8,9 @@ SCALE_MB = 8 * 1024  # peak memory of one epoch on the generated graph
 EPOCH_RATIO = 3.0  # CPU epoch time, full model / LightGCN
 
 
+EPS = 1e-9  # float slack: a ratio printed as 1.050x meets 1.05x
+
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
@@ -19,7 +22,7 @@ def target_lines(models: dict, full: str | None, coldstart: dict, scale: dict) -
         f, lg = models[full]["mean"], models["LightGCN"]["mean"]
         for m in ("recall@20", "ndcg@20"):
             r = f[f"test/{m}"] / lg[f"test/{m}"]
-            lines.append(f"- {full}, test {m} / LightGCN's: {r:.3f}x (goal >= {LIFT}x: {_verdict(r >= LIFT)})")
+            lines.append(f"- {full}, test {m} / LightGCN's: {r:.3f}x (goal >= {LIFT}x: {_verdict(r >= LIFT - EPS)})")
         if "EASE" in models:
             e = models["EASE"]["mean"]
             for m in ("recall@20", "ndcg@20"):
@@ -27,20 +30,21 @@ def target_lines(models: dict, full: str | None, coldstart: dict, scale: dict) -
                 lines.append(f"- {full}, test {m} {a:.4f} vs EASE {b:.4f} (goal: above: {_verdict(a > b)})")
         r = f["epoch_time_s"] / lg["epoch_time_s"]
         lines.append(f"- CPU epoch time {full} / LightGCN: {r:.1f}x (goal <= {EPOCH_RATIO}x: "
-                     f"{_verdict(r <= EPOCH_RATIO)}; a shared 2-core machine, rows measured at different times)")
-    for seed, c in coldstart.items():
-        full_cold = next((k for k in c if isinstance(c[k], dict) and k.startswith("full model")
-                          and "content only" not in k), None)
-        best = max((k for k in c if isinstance(c[k], dict) and k.startswith("full model")),
-                   key=lambda k: c[k]["cold/recall@20"], default=None)
-        if best is None:
-            continue
-        v, rnd, knn = (c[k]["cold/recall@20"] for k in (best, "random", "content-kNN"))
-        lines.append(f"- cold start (seed {seed}), best full-model variant `{best}`: R@20 {v:.4f} = {v / rnd:.2f}x "
-                     f"random (goal >= {COLD_LIFT}x: {_verdict(v >= COLD_LIFT * rnd)}), content-kNN {knn:.4f} "
-                     f"(goal: above: {_verdict(v > knn)})" + (f"; with IDs (`{full_cold}`): "
-                                                               f"{c[full_cold]['cold/recall@20']:.4f}"
-                                                               if full_cold and full_cold != best else ""))
+                     f"{_verdict(r <= EPOCH_RATIO + EPS)}; a shared 2-core machine, rows measured at different times)")
+    cold: dict[str, list[float]] = {}  # model -> cold R@20 per seed (no variant is picked by its test score)
+    for c in coldstart.values():
+        for k, v in c.items():
+            if isinstance(v, dict) and "cold/recall@20" in v:
+                cold.setdefault(k, []).append(v["cold/recall@20"])
+    if {"random", "content-kNN"} <= set(cold):
+        rnd, knn = (sum(cold[k]) / len(cold[k]) for k in ("random", "content-kNN"))
+        lines.append(f"- cold start: ranked among the test cold items only, random R@20 is {rnd:.4f}, so even a "
+                     f"perfect ranking (R@20 <= 1) is at most {1 / rnd:.1f}x random")
+        for k in sorted(m for m in cold if m.startswith("full model")):
+            v = sum(cold[k]) / len(cold[k])
+            ok, above = _verdict(v / rnd >= COLD_LIFT - EPS), _verdict(v > knn)
+            lines.append(f"- cold start, `{k}` (mean of {len(cold[k])} seeds): R@20 {v:.4f} = {v / rnd:.2f}x random "
+                         f"{rnd:.4f} (goal >= {COLD_LIFT}x: {ok}); content-kNN {knn:.4f} (goal: above: {above})")
     for seed, c in scale.items():
         peak = max(v["peak_rss_mb"] for v in c.values() if isinstance(v, dict))
         lines.append(f"- generated graph (seed {seed}): peak RSS {peak:.0f} MB (goal < {SCALE_MB} MB: "

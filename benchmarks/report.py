@@ -166,8 +166,9 @@ def as_curve(obj: Any, metric: str = "ndcg@20") -> dict[str, list[float]] | None
     ``history`` (``valid``: per-validation records) or a list of per-epoch ``{"epoch", "loss", "valid": {...}}``."""
     if isinstance(obj, Mapping) and "history" in obj:
         obj = obj["history"]
+    train = obj.get("train") if isinstance(obj, Mapping) else None  # train.py's per-epoch {"epoch", "loss"}
     if isinstance(obj, Mapping) and isinstance(obj.get("valid"), list):
-        obj = obj["valid"]
+        obj = obj["valid"] + (train if isinstance(train, list) else [])
     if not (isinstance(obj, list) and obj and all(isinstance(r, Mapping) for r in obj)):
         return None
     c: dict[str, list[float]] = {"epoch": [], "loss": [], "valid_epoch": [], f"valid_{metric}": []}

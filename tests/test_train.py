@@ -79,6 +79,7 @@ def test_full_model_trains_tests_once_and_exports(tiny_kg, tmp_path, capsys, mon
     assert ck["id_maps"]["user"][:2] == ["u0", "u1"] and "test" in ck["metrics"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["test"]) >= {"recall@20", "ndcg@20"} and len(metrics["valid"]) == 3
+    assert [r["epoch"] for r in metrics["train"]] == [1, 2, 3] and all(r["loss"] > 0 for r in metrics["train"])
     emb = load_file(str(out / "embeddings.safetensors"))
     assert emb["user_emb"].shape == (25, 8) and emb["item_emb"].shape[0] == 30
     assert json.loads((out / "ids.json").read_text())["item"] == KnowledgeGraph.load(str(tiny_kg)).ids("item")

@@ -135,3 +135,10 @@ def test_explanations_table_has_one_row_per_file(tmp_path) -> None:
     assert rows == [
         "| explain.json | `runs/explain.json/best.pt` | 500 | 99.6% | 2.10 | 32 | 66 |",
         "| explain_all_components.json | `runs/explain_all_components.json/best.pt` | 500 | 99.6% | 6.63 | 32 | 66 |"]
+
+
+def test_curve_takes_the_per_epoch_loss_train_py_records() -> None:
+    history = {"valid": [{"epoch": 2, "ndcg@20": 0.25}, {"epoch": 4, "ndcg@20": 0.3}],
+               "train": [{"epoch": e, "loss": 5.0 - e} for e in (1, 2, 3, 4)]}
+    assert report.as_curve(history) == {"epoch": [1, 2, 3, 4], "loss": [4.0, 3.0, 2.0, 1.0], "valid_epoch": [2, 4],
+                                        "valid_ndcg@20": [0.25, 0.3]}
