@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from gnn.graph_inputs import GraphInputs, build_graph_inputs
@@ -78,8 +79,10 @@ def write_json(obj: Any, path: Path) -> None:
 
 
 def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler: NegativeSampler,
-                opt: torch.optim.Optimizer, cfg: TrainConfig, epoch: int, rank: int, world: int) -> dict[str, float]:
-    """One pass over this process's shard of the training edges; returns the mean loss terms."""
+                opt: torch.optim.Optimizer, cfg: TrainConfig, epoch: int, rank: int, world: int,
+                ema: AveragedModel | None = None) -> dict[str, float]:
+    """One pass over this process's shard of the training edges (``ema``, when given, averages the weights
+    after every step); returns the mean loss terms."""
     torch.manual_seed(cfg.seed * 1_000_003 + epoch * 7919 + rank)  # reproducible after --resume
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 7919 + rank)
     n_edges = inputs.train_user.numel()
@@ -119,6 +122,8 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            ema.update_parameters(core)
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach())
     return {k: v / max(len(steps), 1) for k, v in sums.items()}
@@ -198,13 +203,18 @@ def run(cfg: TrainConfig) -> int:
             model = torch.nn.parallel.DistributedDataParallel(
                 core, device_ids=[device.index] if device.type == "cuda" else None)
         opt = torch.optim.Adam(core.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        ema = AveragedModel(core, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay > 0 else None
+        scored = core if ema is None else ema.module  # what validation ranks and best.pt keeps
         if cfg.resume and (out / "last.pt").is_file():
             ck = torch.load(out / "last.pt", map_location=device, weights_only=True)
-            changed = [k for k in RESUME_INVARIANT if ck["config"].get(k) != config_dict(cfg)[k]]
+            changed = [k for k in RESUME_INVARIANT  # a field newer than the checkpoint: its default
+                       if ck["config"].get(k, getattr(TrainConfig, k, None)) != config_dict(cfg)[k]]
             if changed:
                 raise ConfigError(f"{out / 'last.pt'}: cannot resume, the config changed ({', '.join(changed)})")
             core.load_state_dict(ck["model_state"])
             opt.load_state_dict(ck["optimizer_state"])
+            if ema is not None:
+                ema.load_state_dict(ck["ema_state"])
             history = ck["history"]
             if rank == 0:
                 print(f"resumed from {out / 'last.pt'} after epoch {history['epoch']}", file=sys.stderr)
@@ -221,7 +231,7 @@ def run(cfg: TrainConfig) -> int:
             epoch += 1
             core.train()
             t0 = time.perf_counter()
-            losses = train_epoch(model, core, inputs, sampler, opt, cfg, epoch, rank, world)
+            losses = train_epoch(model, core, inputs, sampler, opt, cfg, epoch, rank, world, ema)
             history["epoch_seconds"].append(time.perf_counter() - t0)
             history.setdefault("train", []).append({"epoch": epoch, "loss": float(sum(losses.values()))})
             history["epoch"] = epoch
@@ -232,7 +242,8 @@ def run(cfg: TrainConfig) -> int:
                 improved = False
                 if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
                     core.eval()
-                    result = validator.evaluate(core.score_fn(inputs))
+                    scored.eval()
+                    result = validator.evaluate(scored.score_fn(inputs))
                     metrics = {k: v["mean"] for k, v in result.metrics.items()}
                     history["valid"].append({"epoch": epoch, **metrics})
                     scalars.update({f"valid/{k}": v for k, v in metrics.items()})
@@ -249,8 +260,10 @@ def run(cfg: TrainConfig) -> int:
                     writer.add_scalar(tag, value, epoch)
                 ck = {**meta, "model_state": core.state_dict(), "optimizer_state": opt.state_dict(),
                       "history": history, "metrics": {"valid": history["valid"][-1] if history["valid"] else {}}}
+                if ema is not None:  # resume needs both; the best checkpoint holds the averaged weights it scored
+                    ck["ema_state"] = ema.state_dict()
                 if improved:
-                    atomic_save(ck, out / "best.pt")
+                    atomic_save({**ck, "model_state": scored.state_dict()}, out / "best.pt")
                 atomic_save(ck, out / "last.pt")
                 stop = [history["stopped"]]
             if cfg.distributed:

@@ -65,6 +65,7 @@ class TrainConfig:
     batch_size: int = 2048  # training edges per step (per process under --distributed)
     lr: float = 1e-3  # Adam learning rate
     weight_decay: float = 0.0  # Adam weight decay (all parameters)
+    ema_decay: float = 0.0  # > 0: validate, select and keep an exponential moving average of the weights
     # ---- validation, early stopping
     eval_every: int = 5  # validate every N epochs
     patience: int = 5  # stop after this many validations without improvement
@@ -87,7 +88,7 @@ class TrainConfig:
 RESUME_INVARIANT = (  # fields --resume refuses to see changed
     "kg", "split", "split_ratios", "split_seed", "cold_fraction", "model", "embedding_dim", "num_layers", "kg_layers",
     "use_id", "use_kg", "use_text", "use_image", "use_clip_text", "use_profile", "use_entity_text", "use_item_item",
-    "baseline_options", "seed", "batch_size", "loss")
+    "baseline_options", "seed", "batch_size", "loss", "ema_decay")
 
 
 CHOICES = {"split": ("random", "temporal", "cold_item"), "loss": ("bpr", "softmax"),
@@ -206,6 +207,8 @@ def check_config(cfg: TrainConfig) -> None:
     for key in ("epochs", "batch_size", "eval_every", "patience", "num_negatives", "embedding_dim"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise ConfigError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:

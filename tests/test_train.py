@@ -138,3 +138,28 @@ def test_distributed_two_gloo_processes_agree(tiny_kg, tmp_path):
     sums = metrics["rank_checksums"]
     assert len(sums) == 2 and sums[0] == sums[1]
     assert "recall@20" in metrics["test"]
+
+
+def test_ema_weights_are_validated_kept_and_resumed(tiny_kg, tmp_path, capsys):
+    args = ["--kg", str(tiny_kg), "--eval_every", "1", "--patience", "100", *FAST, "--batch_size", "16"]
+    assert train.main([*args, "--out", str(tmp_path / "bad"), "--ema_decay", "1.0"]) == 2
+    assert "ema_decay must be in [0, 1)" in capsys.readouterr().err
+    assert train.main([*args, "--out", str(tmp_path / "plain"), "--epochs", "4"]) == 0
+    assert train.main([*args, "--out", str(tmp_path / "ema"), "--epochs", "4", "--ema_decay", "0.5"]) == 0
+    plain, ema = (torch.load(tmp_path / d / "last.pt", weights_only=True) for d in ("plain", "ema"))
+    assert "ema_state" not in plain and int(ema["ema_state"]["n_averaged"]) > 1
+    assert all(torch.equal(plain["model_state"][k], ema["model_state"][k]) for k in plain["model_state"])  # same run
+    averaged = {k[len("module."):]: v for k, v in ema["ema_state"].items() if k.startswith("module.")}
+    assert averaged.keys() == ema["model_state"].keys()
+    assert any(not torch.equal(averaged[k], ema["model_state"][k]) for k in averaged)  # really an average
+    best = torch.load(tmp_path / "ema" / "best.pt", weights_only=True)
+    if best["history"]["best_epoch"] == 4:  # the kept weights are the averaged ones validation scored
+        assert all(torch.equal(best["model_state"][k], averaged[k]) for k in averaged)
+    # stop after 2 epochs, resume to 4: the average continues where it was, as in the uninterrupted run
+    assert train.main([*args, "--out", str(tmp_path / "split"), "--epochs", "2", "--ema_decay", "0.5"]) == 0
+    assert train.main([*args, "--out", str(tmp_path / "split"), "--epochs", "4", "--ema_decay", "0.5",
+                       "--resume", "true"]) == 0
+    split = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
+    assert all(torch.allclose(split["ema_state"][k].float(), ema["ema_state"][k].float()) for k in ema["ema_state"])
+    assert json.loads((tmp_path / "split" / "metrics.json").read_text())["test"] == pytest.approx(
+        json.loads((tmp_path / "ema" / "metrics.json").read_text())["test"])
