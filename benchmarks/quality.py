@@ -258,6 +258,7 @@ def _table(title: str, section: dict, cols: tuple[str, ...]) -> list[str]:
 
 def save(path: Path, data: dict) -> None:
     data["reference_recbole"] = {k: {"test/recall@20": r, "test/ndcg@20": n} for k, (r, n) in REFERENCE.items()}
+    data["ablation_overrides"] = PREV
     for path_, text in ((path, json.dumps(data, indent=1, sort_keys=True)), (path.with_suffix(".md"), render(data))):
         path_.parent.mkdir(parents=True, exist_ok=True)
         tmp = path_.with_name(f".{path_.name}.tmp")

@@ -125,6 +125,9 @@ def ablation_section(quality: dict | None, out: Path) -> list[str]:
         return parts + ["_Missing: `benchmarks/results/quality.json` holds no ablation rows yet (`Full model: ...` "
                         "variants); make them with `python -m benchmarks.quality --kg <kg> --models "
                         "id_only,kg,text,image,full`._", ""]
+    if quality.get("ablation_overrides"):
+        parts += [f"The `Full model: ...` rows override the config with {quality['ablation_overrides']} (the "
+                  "benchmark's record): they compare parts at one tuning point.", ""]
     return parts + _chart_rows(abl, out / "ablations.png", "Ablations: the full model built up part by part\n"
                                "(test metrics, mean ± std over seeds)")
 
