@@ -139,8 +139,12 @@ def retrieval_recall(image_emb: torch.Tensor, text_emb: torch.Tensor, ks=KS) -> 
 def binomial_tail(n: int, hits: int, p: float) -> float:
     """``P(X >= hits)`` for ``X ~ Binomial(n, p)``: how likely a random ranking (each query's match lands in
     the top K with probability ``p = K / n``) scores at least ``hits`` of ``n`` (one-sided p-value)."""
-    if hits <= 0:
+    if hits <= 0 or p >= 1.0:
         return 1.0
-    if p >= 1.0:
-        return 1.0
-    return float(min(1.0, sum(math.comb(n, x) * p**x * (1 - p) ** (n - x) for x in range(hits, n + 1))))
+    if hits > n or p <= 0.0:
+        return 0.0
+    log_c = math.lgamma(n + 1)  # terms in log space: C(n, x) overflows a float beyond n ~ 1,000
+    terms = [log_c - math.lgamma(x + 1) - math.lgamma(n - x + 1) + x * math.log(p) + (n - x) * math.log1p(-p)
+             for x in range(hits, n + 1)]
+    top = max(terms)
+    return float(min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms)))

@@ -3,6 +3,7 @@ split by film and the retrieval metric; no network, tiny models."""
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -102,6 +103,10 @@ def test_binomial_tail_by_hand() -> None:
     assert binomial_tail(4, 3, 0.5) == pytest.approx(5 / 16)  # (4 + 1) / 2^4
     assert binomial_tail(382, 21, 10 / 382) < 2e-3  # 21 of 382 films in the top 10 (chance: ~10); 1.35e-3
     assert binomial_tail(382, 10, 10 / 382) > 0.4
+    assert binomial_tail(382, 21, 10 / 382) == pytest.approx(sum(
+        math.comb(382, x) * (10 / 382) ** x * (1 - 10 / 382) ** (382 - x) for x in range(21, 383)))
+    # large held-out sets (C(n, x) overflows a float): expected hits 10, so 10 hits ~ 0.54 and 40 far above
+    assert 0.4 < binomial_tail(5000, 10, 10 / 5000) < 0.6 and binomial_tail(5000, 40, 10 / 5000) < 1e-10
 
 
 def test_titles_normalise_across_datasets() -> None:
