@@ -152,9 +152,12 @@ def test_ema_weights_are_validated_kept_and_resumed(tiny_kg, tmp_path, capsys):
     averaged = {k[len("module."):]: v for k, v in ema["ema_state"].items() if k.startswith("module.")}
     assert averaged.keys() == ema["model_state"].keys()
     assert any(not torch.equal(averaged[k], ema["model_state"][k]) for k in averaged)  # really an average
-    best = torch.load(tmp_path / "ema" / "best.pt", weights_only=True)
-    if best["history"]["best_epoch"] == 4:  # the kept weights are the averaged ones validation scored
-        assert all(torch.equal(best["model_state"][k], averaged[k]) for k in averaged)
+    # one epoch: its validation is the best, so best.pt must hold the averaged weights it scored, not the raw ones
+    assert train.main([*args, "--out", str(tmp_path / "one"), "--epochs", "1", "--ema_decay", "0.5"]) == 0
+    best, last = (torch.load(tmp_path / "one" / f, weights_only=True) for f in ("best.pt", "last.pt"))
+    one = {k[len("module."):]: v for k, v in last["ema_state"].items() if k.startswith("module.")}
+    assert all(torch.equal(best["model_state"][k], one[k]) for k in one)
+    assert any(not torch.equal(best["model_state"][k], last["model_state"][k]) for k in one)
     # stop after 2 epochs, resume to 4: the average continues where it was, as in the uninterrupted run
     assert train.main([*args, "--out", str(tmp_path / "split"), "--epochs", "2", "--ema_decay", "0.5"]) == 0
     assert train.main([*args, "--out", str(tmp_path / "split"), "--epochs", "4", "--ema_decay", "0.5",
