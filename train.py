@@ -98,7 +98,10 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
     for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not cfg.progress or rank):
         idx = perm[start: start + cfg.batch_size].to(dev)
         users, pos = inputs.train_user[idx], inputs.train_item[idx]
-        if cfg.shared_negatives:
+        shared = cfg.shared_negatives or cfg.loss == "full_softmax"
+        if cfg.loss == "full_softmax":  # every item is a negative (own ones masked below; cold ones never)
+            neg = sampler.candidates.to(dev)
+        elif shared:
             neg = sampler.sample(users[:1], cfg.num_negatives, gen).reshape(-1).to(dev)
         else:
             neg = sampler.sample(users, cfg.num_negatives, gen).to(dev)
@@ -108,7 +111,7 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
         batch = Batch(users, pos, neg)
         fix = core.positive_score_correction(batch, user_emb, item_emb)
         s_pos = s_pos if fix is None else s_pos + fix
-        if cfg.shared_negatives:  # a user's own training items are no negatives ("accidental hits")
+        if shared:  # a user's own training items are no negatives ("accidental hits")
             s_neg = (u @ item_emb[neg].T).masked_fill(sampler.is_positive(users[:, None], neg[None, :]), -1e9)
         else:
             s_neg = (u.unsqueeze(1) * item_emb[neg]).sum(-1) if neg.dim() == 2 else (u * item_emb[neg]).sum(-1)
@@ -220,7 +223,8 @@ def run(cfg: TrainConfig) -> int:
                 print(f"resumed from {out / 'last.pt'} after epoch {history['epoch']}", file=sys.stderr)
         elif cfg.resume and rank == 0:
             print(f"note: --resume but no {out / 'last.pt'} yet; starting from scratch", file=sys.stderr)
-        sampler = NegativeSampler(inputs.train_user, inputs.train_item, inputs.num_items, cfg.negative_sampling)
+        sampler = NegativeSampler(inputs.train_user, inputs.train_item, inputs.num_items, cfg.negative_sampling,
+                                  exclude_items=torch.from_numpy(split.cold_items))  # new items: not yet there
         writer = None
         if cfg.tensorboard and rank == 0:
             from torch.utils.tensorboard import SummaryWriter

@@ -48,9 +48,10 @@ class TrainConfig:
     use_item_item: bool = False  # FISM-style learned item-item term (user = + sum of history context vectors)
     normalize: bool = False  # L2-normalise final embeddings (cosine scores; pair with softmax_temperature)
     feature_dropout: float = 0.0  # dropout on input features
+    item_id_dropout: float = 0.0  # DropoutNet: drop item IDs w.p. p per step; > 0: untrained items served by content
     kg_prune_leaves: bool = True  # drop KG entities with a single neighbour (they only repeat its ID)
     # ---- losses
-    loss: str = "bpr"  # bpr | softmax (sampled softmax over num_negatives negatives)
+    loss: str = "bpr"  # bpr | softmax (sampled softmax over num_negatives negatives) | full_softmax (every item)
     num_negatives: int = 1  # negatives per positive
     shared_negatives: bool = False  # one negative set for the whole batch (cheap for many negatives)
     negative_sampling: str = "uniform"  # uniform | popularity (count ** 0.75)
@@ -88,10 +89,10 @@ class TrainConfig:
 RESUME_INVARIANT = (  # fields --resume refuses to see changed
     "kg", "split", "split_ratios", "split_seed", "cold_fraction", "model", "embedding_dim", "num_layers", "kg_layers",
     "use_id", "use_kg", "use_text", "use_image", "use_clip_text", "use_profile", "use_entity_text", "use_item_item",
-    "baseline_options", "seed", "batch_size", "loss", "ema_decay")
+    "baseline_options", "seed", "batch_size", "loss", "ema_decay", "item_id_dropout")
 
 
-CHOICES = {"split": ("random", "temporal", "cold_item"), "loss": ("bpr", "softmax"),
+CHOICES = {"split": ("random", "temporal", "cold_item"), "loss": ("bpr", "softmax", "full_softmax"),
            "negative_sampling": ("uniform", "popularity")}
 
 
@@ -207,8 +208,9 @@ def check_config(cfg: TrainConfig) -> None:
     for key in ("epochs", "batch_size", "eval_every", "patience", "num_negatives", "embedding_dim"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}")
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise ConfigError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
+    for key in ("ema_decay", "item_id_dropout"):
+        if not 0.0 <= getattr(cfg, key) < 1.0:
+            raise ConfigError(f"{key} must be in [0, 1), got {getattr(cfg, key)}")
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:

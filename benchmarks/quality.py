@@ -8,7 +8,8 @@ random 80/10/10 per-user split (``--split_seed`` = seed), full ranking with trai
 items too for test). Hyper-parameters are searched on the first seed's validation NDCG@20 and reused for the
 other seeds; train.py tests every run, but only the selected run's test numbers are read. Families run alone
 (``--models``) and merge into ``benchmarks/results/quality.json`` (``quality.md`` is regenerated), including
-``coldstart`` (cold-item split: full model vs content-kNN vs random, ranked among the test cold items) and ``scale``
+``coldstart`` (cold-item split: the full model's variants vs content-kNN vs random, ranked among the test cold
+items, and among the validation cold items, which pick the variant the goals judge) and ``scale``
 (one epoch of the full model and LightGCN on a generated graph: 100k users, 50k items, 1M interactions, 1M triples).
 """
 
@@ -43,7 +44,8 @@ FULL = {"config": "configs/ml100k.toml"}  # the full model as its authors config
 # selected); pinned so their rows stay those runs. KEY_DEFAULTS: fields newer than cached runs, left out of a
 # run's key while at their default.
 PREV = {"lr": 0.002, "ema_decay": 0.0}
-KEY_DEFAULTS = {"ema_decay": 0.0}
+KEY_DEFAULTS = {"ema_decay": 0.0, "item_id_dropout": 0.0}
+ITEM_ID_DROPOUT = 0.5  # the cold-start variant's DropoutNet rate (set once, not tuned)
 # row name -> (fixed train.py flags, grid searched on validation)
 FAMILIES: dict[str, tuple[str, dict, list[dict]]] = {
     "mostpop": ("MostPop", {"model": "mostpop"}, [{}]),
@@ -63,9 +65,10 @@ SPECIAL = ("coldstart", "scale")
 REFERENCE = {"LightGCN": (0.380, 0.326), "BPR-MF": (0.372, 0.317), "EASE": (0.400, 0.347)}  # RecBole 1.2.1 test R/N@20
 
 
-def train_run(kg: Path, flags: dict, tag: str) -> dict:
-    """Run train.py with ``flags`` (cached by their hash under benchmarks/work/runs); its metrics.json plus
-    ``peak_rss_mb`` (the process's maximum resident set, from ``os.wait4``)."""
+def train_run(kg: Path, flags: dict, tag: str, key_extra: str | None = None) -> dict:
+    """Run train.py with ``flags`` (cached by their hash under benchmarks/work/runs, plus ``key_extra`` when
+    given: a code change that invalidates earlier runs); its metrics.json plus ``peak_rss_mb`` (the
+    process's maximum resident set, from ``os.wait4``)."""
     args = [a for k, v in flags.items() for a in (f"--{k}", json.dumps(v) if isinstance(v, dict | bool) else str(v))]
     if "config" in flags:  # keyed by the effective config: rows that resolve to the same run share it
         effective = config_dict(parse_config([*args, "--kg", str(kg), "--out", "-"]))
@@ -73,7 +76,8 @@ def train_run(kg: Path, flags: dict, tag: str) -> dict:
         effective = {k: v for k, v in effective.items() if KEY_DEFAULTS.get(k, object()) != v}
         feats = kg / "features" / "features.json"  # and by the features it reads
         sha = json.loads(feats.read_text()).get("sha256") if feats.exists() else None
-        key = hashlib.sha1(json.dumps([effective, sha], sort_keys=True).encode()).hexdigest()[:10]
+        key = hashlib.sha1(json.dumps([effective, sha] + ([key_extra] if key_extra else []),
+                                      sort_keys=True).encode()).hexdigest()[:10]
         out = WORK / "runs" / f"mmkg-{key}"
     else:
         effective = None
@@ -132,9 +136,19 @@ def summarize(per_seed: dict[str, dict]) -> dict:
     return out
 
 
+COLD_VARIANTS = {  # the full model's cold-start variants (all components on), selected on cold validation
+    "full model (all components)": {},
+    f"full model (all components, item-ID dropout {ITEM_ID_DROPOUT})": {"item_id_dropout": ITEM_ID_DROPOUT},
+    "full model, content only (use_id=false)": {"use_id": False},
+}
+ORACLE = "oracle: the cold items' own interaction counts (reads the answers; a ceiling, not a model)"
+COLD_KEY = "cold items never negatives"  # runs before this sampler change drew cold items as negatives
+
+
 def cold_start(kg_dir: Path, seed: int) -> dict:
-    """Cold-item split: Recall/NDCG@20 of each model ranking only the test cold items, for the users
-    who interacted with them (training and validation items cannot be among them)."""
+    """Cold-item split: Recall/NDCG@20 of each model ranking only the cold items of one part, for the users
+    who interacted with them: ``cold/...`` the test cold items, ``cold valid/...`` the validation cold items
+    (what selects among the full model's variants)."""
     from safetensors.torch import load_file
 
     from encoders.features import load_features
@@ -147,32 +161,37 @@ def cold_start(kg_dir: Path, seed: int) -> dict:
     kg = KnowledgeGraph.load(kg_dir)
     inter = kg.interactions()
     split = make_split(inter, "cold_item", seed=seed)
-    train, _, test = split.parts(inter)
-    cold_test = np.intersect1d(split.cold_items, test.item)
-    keep = np.isin(test.item, cold_test)
-    ni = kg.num_nodes("item")
-    relevant = build_user_item_sets(test.user[keep], test.item[keep], kg.num_nodes("user"), ni)
-    users = torch.from_numpy(np.flatnonzero(relevant.lengths() > 0))
-    not_cand = ~torch.isin(torch.arange(ni), torch.from_numpy(cold_test))
+    train, valid, test = split.parts(inter)
+    ni, nu = kg.num_nodes("item"), kg.num_nodes("user")
     feats = load_features(kg_dir / "features", kg)
     knn = ContentKNN(feats["item.text"], feats.get("item.text_mask"))
-    knn.fit(torch.from_numpy(train.user), torch.from_numpy(train.item), kg.num_nodes("user"), ni)
+    knn.fit(torch.from_numpy(train.user), torch.from_numpy(train.item), nu, ni)
     gen = torch.Generator().manual_seed(seed)
     scorers = {"random": lambda u: torch.rand(u.numel(), ni, generator=gen), "content-kNN": knn.score}
     runs = {}
-    for label, extra in (("full model (all components)", {**FULL, **ON, **PREV}),
-                         ("full model, content only (use_id=false)", {**FULL, **ON, **PREV, "use_id": False})):
-        flags = {**COMMON, **extra, "split": "cold_item", "seed": seed, "split_seed": seed}
-        runs[label] = m = train_run(kg_dir, flags, f"cold-s{seed}")
+    for label, extra in COLD_VARIANTS.items():
+        flags = {**COMMON, **FULL, **ON, **PREV, **extra, "split": "cold_item", "seed": seed, "split_seed": seed}
+        runs[label] = m = train_run(kg_dir, flags, f"cold-s{seed}", key_extra=COLD_KEY)
         emb = load_file(str(Path(m["out"]) / "embeddings.safetensors"))
         scorers[label] = lambda u, e=emb: e["user_emb"][u] @ e["item_emb"].T
-    out = {"cold_test_items": int(cold_test.size), "users": int(users.numel()), "features": sorted(feats)}
-    for label, fn in scorers.items():
-        top = rank_all_items(lambda u, f=fn: f(u).masked_fill(not_cand, float("-inf")), users, ni, None, 20)
-        means = ranking_metrics(top, relevant, (20,), users=users.numpy()).means()
-        out[label] = {"cold/recall@20": means["recall@20"], "cold/ndcg@20": means["ndcg@20"]}
-        if label in runs:  # train.py's own test on the cold split: every item ranked, warm and cold test pairs
-            out[label] |= {"all-items test/recall@20": runs[label]["test"]["recall@20"], "run": runs[label]["out"]}
+    out: dict = {"features": sorted(feats)}
+    for part, name in ((test, "cold"), (valid, "cold valid")):
+        cold = np.intersect1d(split.cold_items, part.item)
+        keep = np.isin(part.item, cold)
+        relevant = build_user_item_sets(part.user[keep], part.item[keep], nu, ni)
+        users = torch.from_numpy(np.flatnonzero(relevant.lengths() > 0))
+        not_cand = ~torch.isin(torch.arange(ni), torch.from_numpy(cold))
+        if name == "cold":
+            out |= {"cold_test_items": int(cold.size), "users": int(users.numel())}
+        pop = torch.bincount(torch.from_numpy(part.item[keep]), minlength=ni).float()
+        oracle = {ORACLE: lambda u, p=pop: p.expand(u.numel(), ni)}  # reads the part itself: a ceiling
+        for label, fn in (scorers | oracle).items():
+            top = rank_all_items(lambda u, f=fn, c=not_cand: f(u).masked_fill(c, float("-inf")), users, ni, None, 20)
+            means = ranking_metrics(top, relevant, (20,), users=users.numpy()).means()
+            out.setdefault(label, {}).update({f"{name}/recall@20": means["recall@20"],
+                                              f"{name}/ndcg@20": means["ndcg@20"]})
+    for label, m in runs.items():  # train.py's own test on the cold split: every item ranked, warm and cold pairs
+        out[label] |= {"all-items test/recall@20": m["test"]["recall@20"], "run": m["out"]}
     return out
 
 
@@ -240,8 +259,8 @@ def render(data: dict) -> str:
               + ", ".join(f"{k} {r:.3f} / {n:.3f}" for k, (r, n) in REFERENCE.items()), ""]
     for seed, c in data.get("coldstart", {}).items():
         lines += _table(f"Cold-start items (cold_item split, seed {seed}: {c['cold_test_items']} test cold items, "
-                        f"{c['users']} users; ranked among the test cold items only)", c, ("cold/recall@20",
-                                                                                           "cold/ndcg@20"))
+                        f"{c['users']} users; ranked among the cold items of the part only)", c,
+                        ("cold valid/recall@20", "cold valid/ndcg@20", "cold/recall@20", "cold/ndcg@20"))
     for seed, c in data.get("scale", {}).items():
         lines += _table(f"Scale (generated: 100k users, 50k items, 1M interactions, 1M KG triples; seed {seed}; batch "
                         "8192, one epoch, one CPU thread)", c, ("epoch_time_s", "peak_rss_mb"))
@@ -251,7 +270,7 @@ def render(data: dict) -> str:
 
 
 def _table(title: str, section: dict, cols: tuple[str, ...]) -> list[str]:
-    rows = [f"| {k} | " + " | ".join(f"{v[c]:.4g}" for c in cols) + " |" for k, v in section.items()
+    rows = [f"| {k} | " + " | ".join(f"{v[c]:.4g}" if c in v else "" for c in cols) + " |" for k, v in section.items()
             if isinstance(v, dict)]
     return [f"## {title}", "", "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|", *rows, ""]
 

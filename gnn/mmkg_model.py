@@ -6,7 +6,10 @@ Pipeline (every stage switchable by :class:`MMKGOptions`, so ablations are confi
    (missing modalities masked out) and added to a learnable ID embedding through a zero-initialised gate
    (:class:`~gnn.modality_fusion.MultimodalEncoder`): training starts from the ID model and mixes content
    in as the gradient finds it useful. ``use_id=False`` gives the content-only variant that also serves
-   cold-start items.
+   cold-start items. ``item_id_dropout > 0`` (DropoutNet, Volkovs et al. 2017) zeroes each item's ID
+   embedding with that probability per training step, so the content path learns to stand in for it,
+   and serves items without training interactions (cold items: their ID row was never trained) from
+   content and KG alone.
 2. **Knowledge**: items and entities (ID embedding, optionally entity text) propagate over the typed KG
    with relation-aware attention (:class:`~gnn.kg_propagation.KnowledgePropagation`); the result is added
    to the items through another zero-initialised gate.
@@ -54,6 +57,7 @@ class MMKGOptions:
     use_item_item: bool = False
     normalize: bool = False
     feature_dropout: float = 0.0
+    item_id_dropout: float = 0.0
     kg_prune_leaves: bool = True
     contrastive_weight: float = 0.0
     contrastive_temperature: float = 0.2
@@ -91,17 +95,27 @@ class MMKGModel(TrainableRecommender):
         kept_entity_ids: ``[num_entities]`` sorted KG entity ids the entity table embeds (default: all);
             stored as a buffer, so perturbed or masked inputs (robustness, explanations) keep the
             trained rows aligned.
+        trained_items: ``[num_items]`` bool, the item has training interactions (with ``item_id_dropout > 0``:
+            the others are served without their ID embedding); a buffer, like ``kept_entity_ids``.
     """
 
     def __init__(self, num_users: int, num_items: int, num_entities: int, num_relations: int,
                  item_feature_dims: dict[str, int], user_feature_dims: dict[str, int], entity_feature_dim: int,
-                 options: MMKGOptions, kept_entity_ids: Tensor | None = None) -> None:
+                 options: MMKGOptions, kept_entity_ids: Tensor | None = None,
+                 trained_items: Tensor | None = None) -> None:
         super().__init__()
         kept = torch.arange(num_entities) if kept_entity_ids is None else kept_entity_ids.long().cpu()
         if kept.numel() != num_entities:
             raise ValueError(f"kept_entity_ids has {kept.numel()} ids for {num_entities} entity rows")
         self.register_buffer("kept_entity_ids", kept.clone())
         o = self.options = options
+        if not 0.0 <= o.item_id_dropout < 1.0:
+            raise ValueError(f"item_id_dropout must be in [0, 1), got {o.item_id_dropout}")
+        if o.item_id_dropout > 0 and o.use_id:
+            trained = torch.ones(num_items, dtype=torch.bool) if trained_items is None else trained_items.bool()
+            self.register_buffer("trained_items", trained.cpu().clone())
+        else:
+            self.trained_items = None
         d = o.embedding_dim
         self.num_users, self.num_items, self.num_entities = num_users, num_items, num_entities
         self.item_encoder = MultimodalEncoder(num_items, d, item_feature_dims, o.use_id, o.feature_dropout)
@@ -132,8 +146,10 @@ class MMKGModel(TrainableRecommender):
             user_dims["profile_text"] = inputs.features["user.profile_text"].shape[1]
         ent = inputs.features.get("entity.text")
         kept = kept_entities(inputs, options)
+        trained = torch.bincount(inputs.train_item.cpu(), minlength=inputs.num_items) > 0
         return cls(inputs.num_users, inputs.num_items, int(kept.numel()), inputs.num_relations, item_dims,
-                   user_dims, 0 if ent is None else ent.shape[1], options, kept_entity_ids=kept)
+                   user_dims, 0 if ent is None else ent.shape[1], options, kept_entity_ids=kept,
+                   trained_items=trained)
 
     def reset_parameters(self) -> None:
         for enc in (self.item_encoder, self.user_encoder, self.entity_encoder, self.kg):
@@ -191,12 +207,22 @@ class MMKGModel(TrainableRecommender):
             views["profile_text"] = inputs.feature("user.profile_text")  # type: ignore[assignment]
         return views
 
+    def _item_id_keep(self) -> Tensor | None:
+        """``[I]`` bool, the item's ID embedding is used: trained items, each dropped with probability
+        ``item_id_dropout`` while training; ``None`` = every item (no ID dropout)."""
+        if self.trained_items is None:
+            return None
+        keep = self.trained_items
+        if self.training:
+            keep = keep & (torch.rand(keep.shape, device=keep.device) >= self.options.item_id_dropout)
+        return keep
+
     def embed(self, inputs: GraphInputs) -> dict[str, Tensor]:
         """Every intermediate representation: ``item_ego [I, d]``, ``entity_ego [N, d]`` (if any),
         ``item_kg [I, d]``, ``user_ego [U, d]``, ``user [U, d]``, ``item [I, d]``, plus the item views."""
         out: dict[str, Tensor] = {}
         item_feats = {m: inputs.feature(ITEM_MODALITIES[m]) for m in self.item_encoder.modalities}
-        item_ego, views = self.item_encoder(item_feats)
+        item_ego, views = self.item_encoder(item_feats, self._item_id_keep())
         out.update({f"view.{k}": v for k, v in views.items()})
         out["item_ego"] = item_ego
         entity_ego = None

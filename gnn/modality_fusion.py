@@ -120,11 +120,14 @@ class MultimodalEncoder(nn.Module):
         if self.gate is not None:
             nn.init.constant_(self.gate, self.gate_init)
 
-    def forward(self, features: dict[str, tuple[Tensor, Tensor]]) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, features: dict[str, tuple[Tensor, Tensor]],
+                id_keep: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Node representations.
 
         Args:
             features: modality -> ``(x [N, D_m], present [N] bool)`` for every modality in use.
+            id_keep: ``[N]`` bool, rows whose ID embedding is used (the others rely on content alone,
+                ungated); ``None`` = all.
 
         Returns:
             ``(out [N, d], views)`` with ``views`` modality -> ``[N, d]`` projection (``"id"`` included),
@@ -139,7 +142,11 @@ class MultimodalEncoder(nn.Module):
         ids = None if self.id_emb is None else self.id_emb.weight
         if ids is not None:
             views["id"] = ids
-        return self.combine([views[m] for m in self.modalities], masks, ids), views
+        out = self.combine([views[m] for m in self.modalities], masks, ids)
+        if id_keep is not None and ids is not None:  # rows without their ID: the fused content as is
+            content = self.combine([views[m] for m in self.modalities], masks, None)
+            out = torch.where(id_keep.unsqueeze(1), out, content if content is not None else torch.zeros_like(out))
+        return out, views
 
     def combine(self, views: list[Tensor], masks: list[Tensor], ids: Tensor | None) -> Tensor:
         """Fuse projected ``views`` (``[n, d]`` each, in :attr:`modalities` order, ``masks`` ``[n]`` bool) and

@@ -2,7 +2,9 @@
 
 ``uniform`` draws items uniformly; ``popularity`` draws them with probability proportional to
 ``count(item) ** alpha`` over the training interactions (word2vec-style smoothing, ``alpha = 0.75``),
-so popular items, the harder negatives, come up more often. Sampled negatives that are one of the
+so popular items, the harder negatives, come up more often. Items passed as ``exclude_items`` (the
+held-out cold items of a cold-start split: new items that do not exist at training time) are never
+drawn, so they never enter training, not even as negatives. Sampled negatives that are one of the
 user's training positives are redrawn (a few rounds, then the rare leftovers are drawn uniformly
 from the user's non-positive items of non-zero probability; a user owning every item keeps a positive).
 """
@@ -26,10 +28,11 @@ class NegativeSampler:
         mode: ``"uniform"`` or ``"popularity"``.
         alpha: popularity exponent (``popularity`` mode only).
         max_rounds: redraw rounds for negatives that hit a positive.
+        exclude_items: item ids never drawn (default: none).
     """
 
     def __init__(self, train_user: Tensor, train_item: Tensor, num_items: int, mode: str = "uniform",
-                 alpha: float = 0.75, max_rounds: int = 5) -> None:
+                 alpha: float = 0.75, max_rounds: int = 5, exclude_items: Tensor | None = None) -> None:
         if mode not in SAMPLING_MODES:
             raise ValueError(f"unknown negative sampling mode {mode!r} (expected one of {', '.join(SAMPLING_MODES)})")
         self.num_items = int(num_items)
@@ -39,6 +42,11 @@ class NegativeSampler:
         self._keys_here = self._keys  # a copy on the device last asked about
         self._dense: Tensor | None = None
         counts = torch.bincount(train_item.cpu().long(), minlength=self.num_items).double()
+        allowed = torch.ones(self.num_items, dtype=torch.bool)
+        if exclude_items is not None:
+            allowed[torch.as_tensor(exclude_items, dtype=torch.long).cpu()] = False
+            counts[~allowed] = 0
+        self.candidates = torch.nonzero(allowed).flatten()  # the items negatives are drawn from, sorted
         self._probs = (counts.clamp(min=0) ** alpha) if mode == "popularity" else None
         if self._probs is not None and float(self._probs.sum()) <= 0:
             self._probs = None
@@ -70,7 +78,8 @@ class NegativeSampler:
 
     def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
         if self._probs is None:
-            return torch.randint(self.num_items, (n,), generator=generator)
+            pick = torch.randint(max(self.candidates.numel(), 1), (n,), generator=generator)
+            return pick if self.candidates.numel() in (0, self.num_items) else self.candidates[pick]
         return torch.multinomial(self._probs, n, replacement=True, generator=generator)
 
     def sample(self, users: Tensor, num: int = 1, generator: torch.Generator | None = None) -> Tensor:
@@ -88,7 +97,8 @@ class NegativeSampler:
             lo = int(torch.searchsorted(self._keys, u[k] * self.num_items))
             hi = int(torch.searchsorted(self._keys, (u[k] + 1) * self.num_items))
             owned = self._keys[lo:hi] - u[k] * self.num_items
-            free = torch.ones(self.num_items, dtype=torch.bool)
+            free = torch.zeros(self.num_items, dtype=torch.bool)
+            free[self.candidates] = True
             free[owned] = False
             if self._probs is not None and bool((free & (self._probs > 0)).any()):
                 free &= self._probs > 0

@@ -52,12 +52,16 @@ def test_transe_loss_hand_values():
 
 
 def test_negative_sampler_avoids_positives_and_respects_popularity():
-    users = torch.tensor([0, 0, 0, 1, 2])
-    items = torch.tensor([0, 1, 2, 0, 0])
-    s = NegativeSampler(users, items, num_items=5)
+    users = torch.tensor([0, 0, 0, 1, 2, 3, 3])
+    items = torch.tensor([0, 1, 2, 0, 0, 3, 4])
+    s = NegativeSampler(users, items, num_items=7, exclude_items=torch.tensor([5]))
     gen = torch.Generator().manual_seed(0)
     neg = s.sample(torch.zeros(2000, dtype=torch.long), generator=gen)
-    assert neg.shape == (2000,) and set(neg.tolist()) <= {3, 4}  # user 0 owns 0, 1, 2
+    # user 0 owns 0, 1, 2; item 5 is excluded (a held-out cold item); item 6 has no pair but is a catalogue item
+    assert neg.shape == (2000,) and set(neg.tolist()) == {3, 4, 6}
+    assert s.candidates.tolist() == [0, 1, 2, 3, 4, 6]
+    assert torch.equal(NegativeSampler(users, items, num_items=7).candidates, torch.arange(7))
+    users, items = users[:5], items[:5]
     many = s.sample(torch.tensor([1, 2]), num=7, generator=gen)
     assert many.shape == (2, 7) and not bool(s.is_positive(torch.tensor([1, 2]).repeat_interleave(7),
                                                             many.flatten()).any())
