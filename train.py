@@ -93,14 +93,15 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
     if cfg.user_weight_power:
         user_weight = torch.bincount(inputs.train_user, minlength=inputs.num_users).clamp(min=1).float()
         user_weight = user_weight.pow(-cfg.user_weight_power)
+    shared = cfg.shared_negatives or cfg.loss == "full_softmax"  # one negative set for the whole batch
+    every_item = sampler.candidates.to(dev) if cfg.loss == "full_softmax" else None  # (cold items excluded)
     sums: dict[str, float] = {}
     steps = range(0, perm.numel(), cfg.batch_size)
     for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not cfg.progress or rank):
         idx = perm[start: start + cfg.batch_size].to(dev)
         users, pos = inputs.train_user[idx], inputs.train_item[idx]
-        shared = cfg.shared_negatives or cfg.loss == "full_softmax"
-        if cfg.loss == "full_softmax":  # every item is a negative (own ones masked below; cold ones never)
-            neg = sampler.candidates.to(dev)
+        if every_item is not None:  # full softmax: every item is a negative (own ones masked below)
+            neg = every_item
         elif shared:
             neg = sampler.sample(users[:1], cfg.num_negatives, gen).reshape(-1).to(dev)
         else:

@@ -51,7 +51,7 @@ class TrainConfig:
     item_id_dropout: float = 0.0  # DropoutNet: drop item IDs w.p. p per step; > 0: untrained items served by content
     kg_prune_leaves: bool = True  # drop KG entities with a single neighbour (they only repeat its ID)
     # ---- losses
-    loss: str = "bpr"  # bpr | softmax (sampled softmax over num_negatives negatives) | full_softmax (every item)
+    loss: str = "bpr"  # bpr | softmax (sampled softmax, num_negatives) | full_softmax (every item; L2 on all rows)
     num_negatives: int = 1  # negatives per positive
     shared_negatives: bool = False  # one negative set for the whole batch (cheap for many negatives)
     negative_sampling: str = "uniform"  # uniform | popularity (count ** 0.75)
@@ -211,6 +211,8 @@ def check_config(cfg: TrainConfig) -> None:
     for key in ("ema_decay", "item_id_dropout"):
         if not 0.0 <= getattr(cfg, key) < 1.0:
             raise ConfigError(f"{key} must be in [0, 1), got {getattr(cfg, key)}")
+    if cfg.item_id_dropout > 0 and not cfg.use_id:
+        raise ConfigError("item_id_dropout drops item ID embeddings: it needs use_id true")
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:

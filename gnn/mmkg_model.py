@@ -6,10 +6,10 @@ Pipeline (every stage switchable by :class:`MMKGOptions`, so ablations are confi
    (missing modalities masked out) and added to a learnable ID embedding through a zero-initialised gate
    (:class:`~gnn.modality_fusion.MultimodalEncoder`): training starts from the ID model and mixes content
    in as the gradient finds it useful. ``use_id=False`` gives the content-only variant that also serves
-   cold-start items. ``item_id_dropout > 0`` (DropoutNet, Volkovs et al. 2017) zeroes each item's ID
-   embedding with that probability per training step, so the content path learns to stand in for it,
-   and serves items without training interactions (cold items: their ID row was never trained) from
-   content and KG alone.
+   cold-start items. ``item_id_dropout > 0`` (DropoutNet, Volkovs et al. 2017) replaces each item's
+   ``ID + gate * content`` by the ungated fused content with that probability per training step, so the
+   content path learns to stand in for the ID, and serves items without training interactions (cold
+   items: their ID row was never trained) from content and KG alone.
 2. **Knowledge**: items and entities (ID embedding, optionally entity text) propagate over the typed KG
    with relation-aware attention (:class:`~gnn.kg_propagation.KnowledgePropagation`); the result is added
    to the items through another zero-initialised gate.

@@ -142,20 +142,25 @@ class MultimodalEncoder(nn.Module):
         ids = None if self.id_emb is None else self.id_emb.weight
         if ids is not None:
             views["id"] = ids
-        out = self.combine([views[m] for m in self.modalities], masks, ids)
-        if id_keep is not None and ids is not None:  # rows without their ID: the fused content as is
-            content = self.combine([views[m] for m in self.modalities], masks, None)
+        content = self.fuse([views[m] for m in self.modalities], masks)
+        out = self._add_ids(content, ids)
+        if id_keep is not None and ids is not None:  # rows without their ID: the fused content, ungated
             out = torch.where(id_keep.unsqueeze(1), out, content if content is not None else torch.zeros_like(out))
         return out, views
 
-    def combine(self, views: list[Tensor], masks: list[Tensor], ids: Tensor | None) -> Tensor:
-        """Fuse projected ``views`` (``[n, d]`` each, in :attr:`modalities` order, ``masks`` ``[n]`` bool) and
-        add them to ``ids [n, d]`` (or ``None``) through the gate: ``[n, d]`` (any subset of rows)."""
-        content = None
+    def fuse(self, views: list[Tensor], masks: list[Tensor]) -> Tensor | None:
+        """Fuse projected ``views`` (``[n, d]`` each, in :attr:`modalities` order, ``masks`` ``[n]`` bool):
+        ``[n, d]``, or ``None`` without modalities."""
         if self.fusion is not None:
-            content, _ = self.fusion(views, masks)
-        elif views:
-            content = views[0] * masks[0].unsqueeze(1).to(views[0].dtype)
+            return self.fusion(views, masks)[0]
+        return views[0] * masks[0].unsqueeze(1).to(views[0].dtype) if views else None
+
+    def combine(self, views: list[Tensor], masks: list[Tensor], ids: Tensor | None) -> Tensor:
+        """Fuse projected ``views`` (as :meth:`fuse`) and add them to ``ids [n, d]`` (or ``None``) through
+        the gate: ``[n, d]`` (any subset of rows)."""
+        return self._add_ids(self.fuse(views, masks), ids)
+
+    def _add_ids(self, content: Tensor | None, ids: Tensor | None) -> Tensor:
         if ids is None or content is None:
             return ids if content is None else content  # type: ignore[return-value]
         return ids + self.gate * content

@@ -4,7 +4,7 @@
 ``count(item) ** alpha`` over the training interactions (word2vec-style smoothing, ``alpha = 0.75``),
 so popular items, the harder negatives, come up more often. Items passed as ``exclude_items`` (the
 held-out cold items of a cold-start split: new items that do not exist at training time) are never
-drawn, so they never enter training, not even as negatives. Sampled negatives that are one of the
+drawn, so no ranking loss pushes them down. Sampled negatives that are one of the
 user's training positives are redrawn (a few rounds, then the rare leftovers are drawn uniformly
 from the user's non-positive items of non-zero probability; a user owning every item keeps a positive).
 """

@@ -166,3 +166,29 @@ def test_ema_weights_are_validated_kept_and_resumed(tiny_kg, tmp_path, capsys):
     assert all(torch.allclose(split["ema_state"][k].float(), ema["ema_state"][k].float()) for k in ema["ema_state"])
     assert json.loads((tmp_path / "split" / "metrics.json").read_text())["test"] == pytest.approx(
         json.loads((tmp_path / "ema" / "metrics.json").read_text())["test"])
+
+
+def test_cold_split_keeps_cold_items_out_of_negatives_and_reloads(tiny_kg, tmp_path, monkeypatch, capsys):
+    samplers = []
+    real = train.NegativeSampler
+
+    def spy(*args, **kwargs):
+        samplers.append(real(*args, **kwargs))
+        return samplers[-1]
+
+    monkeypatch.setattr(train, "NegativeSampler", spy)
+    out = tmp_path / "cold"
+    args = ["--kg", str(tiny_kg), "--split", "cold_item", "--epochs", "2", "--eval_every", "1", *FAST]
+    assert train.main([*args, "--out", str(out), "--item_id_dropout", "0.5"]) == 0
+    cold = torch.load(out / "best.pt", weights_only=True)["split"]["cold_items"]
+    n_items = KnowledgeGraph.load(tiny_kg).num_nodes("item")
+    assert cold and set(samplers[0].candidates.tolist()) == set(range(n_items)) - set(cold)
+    from evaluation.checkpoint_scoring import load_checkpoint
+
+    loaded = load_checkpoint(out / "best.pt")  # rebuilt from the checkpoint: the cold items stay ID-less
+    assert not bool(loaded.model.trained_items[cold].any()) and bool(loaded.model.trained_items.sum() > 0)
+    emb = load_file(str(out / "embeddings.safetensors"))
+    users = torch.arange(5)
+    assert torch.allclose(loaded.score_fn()(users), emb["user_emb"][users] @ emb["item_emb"].T, atol=1e-5)
+    assert train.main([*args, "--out", str(tmp_path / "bad"), "--item_id_dropout", "0.5", "--use_id", "false"]) == 2
+    assert "item_id_dropout drops item ID embeddings: it needs use_id true" in capsys.readouterr().err

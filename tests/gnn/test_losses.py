@@ -61,11 +61,15 @@ def test_negative_sampler_avoids_positives_and_respects_popularity():
     assert neg.shape == (2000,) and set(neg.tolist()) == {3, 4, 6}
     assert s.candidates.tolist() == [0, 1, 2, 3, 4, 6]
     assert torch.equal(NegativeSampler(users, items, num_items=7).candidates, torch.arange(7))
-    users, items = users[:5], items[:5]
+    # without exclusions the draws are plain uniform ids (runs keep their random stream); user 9 owns nothing
+    plain = NegativeSampler(users, items, num_items=7).sample(torch.full((50,), 9), generator=torch.Generator()
+                                                              .manual_seed(3))
+    assert torch.equal(plain, torch.randint(7, (50,), generator=torch.Generator().manual_seed(3)))
     many = s.sample(torch.tensor([1, 2]), num=7, generator=gen)
     assert many.shape == (2, 7) and not bool(s.is_positive(torch.tensor([1, 2]).repeat_interleave(7),
                                                             many.flatten()).any())
     assert s.is_positive(torch.tensor([0, 1, 1]), torch.tensor([2, 0, 1])).tolist() == [True, True, False]
+    users, items = users[:5], items[:5]  # items 3, 4 without training pairs from here on
     pop = NegativeSampler(users, items, num_items=5, mode="popularity")
     draws = pop.sample(torch.full((3000,), 1), generator=gen)
     counts = torch.bincount(draws, minlength=5)

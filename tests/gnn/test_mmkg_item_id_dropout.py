@@ -33,6 +33,7 @@ def test_untrained_items_are_served_from_content_alone():
     assert "trained_items" in model.state_dict()
     enc = model.item_encoder
     with torch.no_grad():
+        enc.gate.fill_(0.7)  # a trained gate: ID + 0.7 * content, so content must not be lost on kept rows
         ego = model.embed(inputs)["item_ego"]
         text = enc.proj["text"](inputs.features["item.text"])
         ids = enc.id_emb.weight
@@ -49,12 +50,35 @@ def test_untrained_items_are_served_from_content_alone():
 def test_training_drops_ids_at_the_given_rate():
     inputs = _inputs()
     model = _model(inputs, 0.5)
-    model.trained_items = torch.ones(2000, dtype=torch.bool)  # many items, to measure the rate
+    model.trained_items = torch.arange(2000) % 4 != 3  # many items, a quarter of them untrained
     model.train()
     torch.manual_seed(1)
     kept = model._item_id_keep()
-    assert 0.45 < kept.float().mean().item() < 0.55
+    assert not bool(kept[3::4].any())  # an untrained item never uses its ID, not even while training
+    assert 0.45 < kept[model.trained_items].float().mean().item() < 0.55
     model.eval()
-    assert bool(model._item_id_keep().all())
+    assert torch.equal(model._item_id_keep(), model.trained_items)
     with pytest.raises(ValueError, match="item_id_dropout must be in"):
         _model(inputs, 1.0)
+
+
+def test_training_forward_mixes_id_and_content_rows():
+    inputs = _inputs()
+    model = _model(inputs, 0.5).train()
+    enc = model.item_encoder
+    with torch.no_grad():
+        enc.gate.fill_(0.7)
+        text = enc.proj["text"](inputs.features["item.text"])
+        with_id = enc.id_emb.weight + enc.gate * text
+        seen = set()
+        for step in range(40):
+            torch.manual_seed(step)
+            ego = model.embed(inputs)["item_ego"]
+            assert torch.allclose(ego[3], text[3])  # the cold item: content alone, every step
+            for i in range(3):
+                if torch.allclose(ego[i], with_id[i]):
+                    seen.add((i, "id"))
+                else:
+                    assert torch.allclose(ego[i], text[i])
+                    seen.add((i, "content"))
+    assert seen == {(i, kind) for i in range(3) for kind in ("id", "content")}  # both happen to every item
