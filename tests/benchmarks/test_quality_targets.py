@@ -10,10 +10,12 @@ def _row(r20: float, n20: float, epoch: float) -> dict:
 def test_goal_lines_from_hand_made_rows() -> None:
     models = {"LightGCN": _row(0.40, 0.30, 1.0), "EASE": _row(0.41, 0.33, 0.5), "Full": _row(0.42, 0.33, 4.0)}
     # the content-only variant wins on validation (0.40 vs 0.30) and loses on test: it is the one judged
-    cold = {"0": {"random": {"cold/recall@20": 0.2}, "content-kNN": {"cold/recall@20": 0.3},
+    cold = {"0": {"random": {"cold/recall@20": 0.2, "cold all/recall@20": 0.1},
+                  "content-kNN": {"cold/recall@20": 0.3, "cold all/recall@20": 0.2},
                   "oracle: counts": {"cold/recall@20": 0.7, "cold valid/recall@20": 0.9},
                   "full model": {"cold/recall@20": 0.62, "cold valid/recall@20": 0.3},
-                  "full model, content only": {"cold/recall@20": 0.25, "cold valid/recall@20": 0.4}},
+                  "full model, content only": {"cold/recall@20": 0.25, "cold valid/recall@20": 0.4,
+                                               "cold all/recall@20": 0.25}},
             "1": {"random": {"cold/recall@20": 0.2}, "content-kNN": {"cold/recall@20": 0.3},
                   "full model": {"cold/recall@20": 0.58, "cold valid/recall@20": 0.3},
                   "full model, content only": {"cold/recall@20": 0.35, "cold valid/recall@20": 0.4}}}
@@ -29,6 +31,8 @@ def test_goal_lines_from_hand_made_rows() -> None:
                "**missed**))" in line for line in lines)
     assert any("(an oracle that reads the answers) reaches R@20 0.7000 = 3.50x random" in line for line in lines)
     assert not any("`oracle" in line for line in lines)  # a ceiling, never judged as a variant
+    assert "- cold start, second reading (every held-out item a candidate, relevance all their held-out pairs): " \
+        "`full model, content only` R@20 0.2500 = 2.50x random 0.1000; content-kNN 0.2000" in lines  # seed 0 only
     # the other variant is reported with its seed means, without a verdict (its test score picks nothing)
     assert any("`full model` (not selected, cold validation R@20 0.3000; mean of 2 seeds): test R@20 0.6000 = "
                "3.00x random 0.2000 (content-kNN 0.3000)" in line for line in lines)
