@@ -14,6 +14,7 @@ numbers (``torch.load(weights_only=True)``) and are written to a temporary file,
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -303,6 +304,8 @@ def run(cfg: TrainConfig) -> int:
               file=sys.stderr)
     if cfg.distributed:
         dist.barrier()
+        del model  # the DDP wrapper's reducer holds the group: let it go first (no gloo work left at exit)
+        gc.collect()
         dist.destroy_process_group()
     return 0
 
