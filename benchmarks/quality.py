@@ -8,8 +8,9 @@ random 80/10/10 per-user split (``--split_seed`` = seed), full ranking with trai
 items too for test). Hyper-parameters are searched on the first seed's validation NDCG@20 and reused for the
 other seeds; train.py tests every run, but only the selected run's test numbers are read. Families run alone
 (``--models``) and merge into ``benchmarks/results/quality.json`` (``quality.md`` is regenerated), including
-``coldstart`` (quality_coldstart.py; cold-item split: the full model's variants vs content-kNN vs random, ranked among the test cold
-items, and among the validation cold items, which pick the variant the goals judge) and ``scale``
+``coldstart`` (quality_coldstart.py; cold-item split: the full model's variants vs content-kNN vs random,
+ranked among the test cold items, and among the validation cold items, which pick the variant the goals judge)
+and ``scale``
 (one epoch of the full model and LightGCN on a generated graph: 100k users, 50k items, 1M interactions, 1M triples).
 """
 
