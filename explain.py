@@ -5,7 +5,7 @@
 explains item ``I`` for user ``U`` (or, without ``--item``, the user's ``--top`` recommendations): the
 ``--paths`` paths whose removal lowers the model's score most, in words, as JSON, or as a PNG per item
 (``FILE``, or ``FILE_<rank>.png`` for several). With ``--neo4j`` the candidate paths come from a Neo4j
-database holding the KG (see :mod:`kg.neo4j_paths`).
+database holding the KG (see :mod:`kg.neo4j.paths`).
 
 ``python explain.py recommend --checkpoint RUN/best.pt --user U --k 10 [--only ENTITY_OR_LABEL ...]
 [--exclude ...] [--only-relation REL[=ENTITY] ...] [--exclude-relation REL[=ENTITY] ...] [--explain]
@@ -14,9 +14,9 @@ database holding the KG (see :mod:`kg.neo4j_paths`).
 Users and items are named by external id or its last path segment (``196`` for
 ``http://mmkgrec.dev/movielens/user/196``). Bad input -> ``error: <msg>`` on stderr, exit 2.
 
-:class:`Explainer` is the pipeline behind both: candidate paths from :class:`kg.paths.PathIndex` (on the
+:class:`Explainer` is the pipeline behind both: candidate paths from :class:`kg.paths.path_search.PathIndex` (on the
 split's TRAINING interactions), scored by the model's score drop when masked
-(:mod:`explanation_scoring`; candidates first ranked by the drop of their first hop alone), the best ones
+(:mod:`explanations.scoring`; candidates first ranked by the drop of their first hop alone), the best ones
 kept; :func:`load_explainer` builds it from a checkpoint.
 """
 
@@ -33,13 +33,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from explanation_scoring import Pairs, ScoreFor, mask_pairs, model_scorers
-from explanation_text import Explanation, NodeNamer, explanation_json, explanation_sentences, node_json, rank_paths
+from explanations.pair_masking import Pairs, mask_pairs
+from explanations.scoring import ScoreFor, model_scorers
+from explanations.text import Explanation, NodeNamer, explanation_json, explanation_sentences, node_json, rank_paths
 from gnn.graph_inputs import GraphInputs
 from kg.atomic_files import write_text_atomic
 from kg.errors import MMKGError
-from kg.graph import KnowledgeGraph
-from kg.paths import KGPath, PathIndex, path_pairs, pick_candidates
+from kg.model.graph import KnowledgeGraph
+from kg.paths.path_search import KGPath, PathIndex, path_pairs, pick_candidates
 
 FORMATS = ("text", "json", "png")
 
@@ -177,7 +178,7 @@ def _seen(ck, user: int) -> torch.Tensor:
 
 
 def _neo4j_explanation(args: argparse.Namespace, explainer, user: int, item: int):
-    from kg.neo4j_paths import find_paths_neo4j
+    from kg.neo4j.paths import find_paths_neo4j
 
     if not (args.neo4j_user and args.neo4j_password):
         raise MMKGError("--neo4j needs --neo4j-user and --neo4j-password (or NEO4J_USER / NEO4J_PASSWORD)")
@@ -198,7 +199,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if args.item is not None:
         items, ranks = [resolve_id(kg, "item", args.item)], [None]
     else:
-        from kg.constraints import constrained_top_k
+        from kg.paths.constraints import constrained_top_k
 
         _, top = constrained_top_k(explainer.scores(user), torch.ones(kg.num_nodes("item"), dtype=torch.bool),
                                    args.top, _seen(ck, user))
@@ -211,7 +212,7 @@ def run_explain(args: argparse.Namespace) -> int:
                "explanations": [explanation_json(kg, namer, ex, r) for ex, r in zip(exps, ranks, strict=True)]}
         _write(args.out, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     elif args.format == "png":
-        from explanation_plot import plot_explanation
+        from explanations.plot import plot_explanation
 
         for k, ex in enumerate(exps, 1):
             out = args.out if len(exps) == 1 else args.out.with_name(f"{args.out.stem}_{k}{args.out.suffix or '.png'}")
@@ -231,7 +232,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
-    from kg.constraints import ItemConstraints, constrained_top_k
+    from kg.paths.constraints import ItemConstraints, constrained_top_k
 
     if args.k < 1:
         raise MMKGError(f"--k must be >= 1, got {args.k}")

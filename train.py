@@ -3,19 +3,19 @@
     python train.py --config configs/ml100k.toml [--key value ...]
     torchrun --nproc_per_node 2 train.py --config configs/ml100k.toml --distributed true
 
-Read top to bottom: config (train_config.py) -> data (KG, split, features, GraphInputs from the TRAINING
-interactions only) -> model ("mmkg" or a baseline) -> epochs of BPR / softmax mini-batches over the training
-edges (each process a shard under --distributed) -> validation every ``eval_every`` epochs with early
-stopping (never the test set) -> the best-validation checkpoint is tested once. Writes into ``--out``:
-``last.pt`` (every epoch, for --resume), ``best.pt``, ``metrics.json``, ``embeddings.safetensors`` +
-``ids.json`` (serving), ``tb/`` (TensorBoard). Checkpoints hold only tensors / dicts / lists / str /
-numbers (``torch.load(weights_only=True)``) and are written to a temporary file, then renamed.
+Read top to bottom: config (training/config.py) -> data (KG, split, features, GraphInputs from the TRAINING
+interactions only) -> model ("mmkg" or a baseline; training/model_factory.py) -> epochs of BPR / softmax
+mini-batches over the training edges (training/epoch.py; each process a shard under --distributed) ->
+validation every ``eval_every`` epochs with early stopping (never the test set) -> the best-validation
+checkpoint is tested once. Writes into ``--out`` (training/checkpoints.py): ``last.pt`` (every epoch, for
+--resume), ``best.pt``, ``metrics.json``, ``embeddings.safetensors`` + ``ids.json`` (serving), ``tb/``
+(TensorBoard). Checkpoints hold only tensors / dicts / lists / str / numbers (``torch.load(weights_only=True)``)
+and are written to a temporary file, then renamed.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import os
 import sys
 import time
@@ -26,112 +26,17 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm.auto import tqdm
 
-from gnn.graph_inputs import GraphInputs, build_graph_inputs
-from gnn.losses import bpr_loss, l2_regularization, sampled_softmax_loss
+from gnn.graph_inputs import build_graph_inputs
 from gnn.negative_sampling import NegativeSampler
-from gnn.recommender import Batch, FittedRecommender, TrainableRecommender, make_score_fn
-from kg.atomic_files import atomic_path, write_text_atomic
+from gnn.recommender import FittedRecommender, TrainableRecommender, make_score_fn
 from kg.errors import MMKGError
-from kg.graph import KnowledgeGraph
-from kg.splits import make_split
-from train_config import RESUME_INVARIANT, ConfigError, TrainConfig, config_dict, parse_config, pick_device
-
-
-def build_model(cfg: TrainConfig | dict[str, Any], inputs: GraphInputs) -> TrainableRecommender | FittedRecommender:
-    """The model named by ``cfg.model`` ("mmkg" or a key of ``gnn.baselines.BASELINES``), sized from ``inputs``."""
-    c = config_dict(cfg) if isinstance(cfg, TrainConfig) else {**config_dict(TrainConfig(kg="-")), **cfg}
-    if c["model"] == "mmkg":
-        from gnn.mmkg_model import MMKGModel, MMKGOptions
-
-        names = MMKGOptions.__dataclass_fields__
-        return MMKGModel.from_inputs(inputs, MMKGOptions(**{k: c[k] for k in names}))
-    from gnn.baselines import BASELINES
-
-    if c["model"] not in BASELINES:
-        raise ConfigError(f"unknown model {c['model']!r} (mmkg or one of {', '.join(sorted(BASELINES))})")
-    try:
-        return BASELINES[c["model"]](inputs, embedding_dim=c["embedding_dim"], num_layers=c["num_layers"],
-                                     **c["baseline_options"])
-    except TypeError as e:
-        raise ConfigError(f"baseline_options for {c['model']}: {e}") from None
-
-
-def load_features(cfg: TrainConfig, kg: KnowledgeGraph) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """``<kg>/features`` when present and wanted, else no features."""
-    fdir = Path(cfg.kg) / "features"
-    if not cfg.use_features or not fdir.is_dir():
-        return {}, {}
-    from encoders.features import load_features as load
-
-    feats = load(fdir, kg)
-    return dict(feats), dict(feats.identities)
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(obj, tmp)
-
-
-def write_json(obj: Any, path: Path) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
-
-
-def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler: NegativeSampler,
-                opt: torch.optim.Optimizer, cfg: TrainConfig, epoch: int, rank: int, world: int,
-                ema: AveragedModel | None = None) -> dict[str, float]:
-    """One pass over this process's shard of the training edges (``ema``, when given, averages the weights
-    after every step); returns the mean loss terms."""
-    torch.manual_seed(cfg.seed * 1_000_003 + epoch * 7919 + rank)  # reproducible after --resume
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 7919 + rank)
-    n_edges = inputs.train_user.numel()
-    perm = torch.randperm(n_edges, generator=torch.Generator().manual_seed(cfg.seed * 31 + epoch))
-    perm = perm[: n_edges - n_edges % world][rank::world] if world > 1 else perm
-    dev = inputs.train_user.device
-    user_weight = None  # pairs of a user with n training items weigh n ** -user_weight_power
-    if cfg.user_weight_power:
-        user_weight = torch.bincount(inputs.train_user, minlength=inputs.num_users).clamp(min=1).float()
-        user_weight = user_weight.pow(-cfg.user_weight_power)
-    shared = cfg.shared_negatives or cfg.loss == "full_softmax"  # one negative set for the whole batch
-    every_item = sampler.candidates.to(dev) if cfg.loss == "full_softmax" else None  # (cold items excluded)
-    sums: dict[str, float] = {}
-    steps = range(0, perm.numel(), cfg.batch_size)
-    for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not cfg.progress or rank):
-        idx = perm[start: start + cfg.batch_size].to(dev)
-        users, pos = inputs.train_user[idx], inputs.train_item[idx]
-        if every_item is not None:  # full softmax: every item is a negative (own ones masked below)
-            neg = every_item
-        elif shared:
-            neg = sampler.sample(users[:1], cfg.num_negatives, gen).reshape(-1).to(dev)
-        else:
-            neg = sampler.sample(users, cfg.num_negatives, gen).to(dev)
-        user_emb, item_emb = model(inputs)
-        u = user_emb[users]
-        s_pos = (u * item_emb[pos]).sum(-1)
-        batch = Batch(users, pos, neg)
-        fix = core.positive_score_correction(batch, user_emb, item_emb)
-        s_pos = s_pos if fix is None else s_pos + fix
-        if shared:  # a user's own training items are no negatives ("accidental hits")
-            s_neg = (u @ item_emb[neg].T).masked_fill(sampler.is_positive(users[:, None], neg[None, :]), -1e9)
-        else:
-            s_neg = (u.unsqueeze(1) * item_emb[neg]).sum(-1) if neg.dim() == 2 else (u * item_emb[neg]).sum(-1)
-        w = user_weight[users] if user_weight is not None else None
-        terms = {"rank": bpr_loss(s_pos, s_neg, w) if cfg.loss == "bpr" else
-                 sampled_softmax_loss(s_pos, s_neg, cfg.softmax_temperature, w)}
-        if cfg.l2_weight > 0:
-            terms["l2"] = cfg.l2_weight * l2_regularization(core.ego_embeddings(batch), users.numel())
-        terms.update(core.loss_terms(inputs, user_emb, item_emb, batch))
-        loss = sum(terms.values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if ema is not None:
-            ema.update_parameters(core)
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-    return {k: v / max(len(steps), 1) for k, v in sums.items()}
+from kg.model.graph import KnowledgeGraph
+from kg.model.splits import make_split
+from training.checkpoints import atomic_save, export_embeddings, write_json
+from training.config import RESUME_INVARIANT, ConfigError, TrainConfig, config_dict, parse_config, pick_device
+from training.epoch import train_epoch
+from training.model_factory import build_model, load_features
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,19 +213,6 @@ def run(cfg: TrainConfig) -> int:
         gc.collect()
         dist.destroy_process_group()
     return 0
-
-
-def export_embeddings(model: TrainableRecommender, inputs: GraphInputs, kg: KnowledgeGraph, out: Path) -> None:
-    """Final ``user_emb [U, d]`` / ``item_emb [I, d]`` as safetensors, and the external ids as JSON."""
-    from safetensors.torch import save_file
-
-    with torch.no_grad():
-        user_emb, item_emb = model(inputs)
-    tmp = out / f".embeddings.{os.getpid()}.tmp"
-    save_file({"user_emb": user_emb.float().cpu().contiguous(), "item_emb": item_emb.float().cpu().contiguous()},
-              str(tmp), metadata={"score": "dot", "model": type(model).__name__})
-    os.replace(tmp, out / "embeddings.safetensors")
-    write_json({"user": kg.ids("user"), "item": kg.ids("item")}, out / "ids.json")
 
 
 if __name__ == "__main__":

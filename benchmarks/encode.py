@@ -110,7 +110,7 @@ def ensure_kg(kg_dir: str | None) -> Path:
 
 def bench_kg(kg_dir: Path) -> dict:
     from encoders.features import build_node_features
-    from kg.graph import KnowledgeGraph
+    from kg.model.graph import KnowledgeGraph
 
     kg = KnowledgeGraph.load(kg_dir)
     counts = {t: kg.num_nodes(t) for t in ("item", "entity", "user")}
@@ -139,7 +139,7 @@ def bench_clip(kg_dir: Path, epochs: int | None, checkpoint: str | None) -> str:
     from encoders.features import resolve_image
     from kg.data_dir import find_data_dir
     from kg.errors import MMKGError
-    from kg.graph import KnowledgeGraph
+    from kg.model.graph import KnowledgeGraph
 
     try:
         extra = str(find_data_dir(None, "ml-1m-posters"))

@@ -10,7 +10,7 @@ of ``--users`` random users, then writes ``benchmarks/results/explain.md`` and `
   the same ratio for the path a degree prior alone would pick shows what the model's scoring adds;
 * latency_ms_p50 / _p95: one explanation (path search, candidates ranked by the drop of their first hop alone,
   ``--candidates`` paths scored by their exact masked drop, words), after the one-off setup;
-* path search on the CSR adjacency (:class:`kg.paths.PathIndex`) vs the same bounded bidirectional
+* path search on the CSR adjacency (:class:`kg.paths.path_search.PathIndex`) vs the same bounded bidirectional
   search on a networkx graph's adjacency dicts (build time, query time, agreement of the path sets).
 """
 
@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from evaluation.report_tables import write_text_atomic  # noqa: E402
 from explain import load_explainer  # noqa: E402
-from explanation_text import NodeNamer, explanation_sentences, rank_paths  # noqa: E402
-from kg.constraints import constrained_top_k  # noqa: E402
-from kg.paths import PathIndex  # noqa: E402
+from explanations.text import NodeNamer, explanation_sentences, rank_paths  # noqa: E402
+from kg.paths.constraints import constrained_top_k  # noqa: E402
+from kg.paths.path_search import PathIndex  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SEARCH = {"max_hops": 4, "max_paths": 200, "max_branch": 64, "max_branch_end": 1000, "per_meeting": 4}
@@ -218,9 +218,9 @@ def render(r: dict) -> str:
         f"{b['csr_query_ms_p95']:.1f} ms |",
         f"| networkx adjacency (pure Python) | {b['nx_build_s']:.2f} s (from the CSR) | {b['nx_query_ms_p50']:.1f} ms"
         f" | {b['nx_query_ms_p95']:.1f} ms |", "",
-        f"CSR is {b['speedup_p50']:.1f}x faster per query (p50) and is what `kg/paths.py` uses; the two path "
-        f"sets agree with mean Jaccard {b['path_set_jaccard_mean']:.3f} (ties in the prior may be cut differently)."
-        f" One-off setup (checkpoint, KG, index, model): {r['setup_s']:.1f} s.", ""])
+        f"CSR is {b['speedup_p50']:.1f}x faster per query (p50) and is what `kg/paths/path_search.py` uses; the two "
+        f"path sets agree with mean Jaccard {b['path_set_jaccard_mean']:.3f} (ties in the prior may be cut "
+        f"differently). One-off setup (checkpoint, KG, index, model): {r['setup_s']:.1f} s.", ""])
 
 
 def main(argv: list[str] | None = None) -> int:

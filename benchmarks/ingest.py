@@ -87,7 +87,7 @@ def child(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory(dir=WORK) as tmp:
             out["rc"] = main(["ingest", args.file, "--out", os.path.join(tmp, "kg")])
     else:
-        from kg.rdf_source import read_rdf
+        from kg.sources.rdf_source import read_rdf
 
         kg, report = read_rdf([args.file], engine=args.child, progress=False)
         out.update(triples=report.triples, interactions=report.interactions, relation_edges=kg.num_triples(),

@@ -17,35 +17,22 @@ and ``scale``
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.quality_runs import COMMON, FULL, ON, PREV, RESULTS, WORK, train_run
 from benchmarks.quality_targets import target_lines
 from kg.errors import MMKGError
-from train_config import config_dict, parse_config
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
-WORK = ROOT / "benchmarks" / "work"
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
-COMMON = {"threads": 1, "progress": False, "tensorboard": False, "test_resamples": 0, "ks": "10,20"}
 BASE = {"eval_every": 5, "patience": 6, "epochs": 400}  # baselines; the full model keeps its config's schedule
-ON = {"use_id": True, **{f"use_{k}": True for k in ("kg", "profile", "text", "image", "clip_text")}}
 OFF = {k: k == "use_id" for k in ON}
 KG_ON = {"use_kg": True, "use_profile": True}
-FULL = {"config": "configs/ml100k.toml"}  # the full model as its authors configure it (pinned by content per run)
-# ablations, cold start and scale were measured at the previous tuning point (before weight averaging was
-# selected); pinned so their rows stay those runs. KEY_DEFAULTS: fields newer than cached runs, left out of a
-# run's key while at their default.
-PREV = {"lr": 0.002, "ema_decay": 0.0}
-KEY_DEFAULTS = {"ema_decay": 0.0, "item_id_dropout": 0.0}
 # row name -> (fixed train.py flags, grid searched on validation)
 FAMILIES: dict[str, tuple[str, dict, list[dict]]] = {
     "mostpop": ("MostPop", {"model": "mostpop"}, [{}]),
@@ -63,40 +50,6 @@ FAMILIES: dict[str, tuple[str, dict, list[dict]]] = {
 }
 SPECIAL = ("coldstart", "scale")
 REFERENCE = {"LightGCN": (0.380, 0.326), "BPR-MF": (0.372, 0.317), "EASE": (0.400, 0.347)}  # RecBole 1.2.1 test R/N@20
-
-
-def train_run(kg: Path, flags: dict, tag: str, key_extra: str | None = None) -> dict:
-    """Run train.py with ``flags`` (cached by their hash under benchmarks/work/runs, plus ``key_extra`` when
-    given: a code change that invalidates earlier runs); its metrics.json plus ``peak_rss_mb`` (the
-    process's maximum resident set, from ``os.wait4``)."""
-    args = [a for k, v in flags.items() for a in (f"--{k}", json.dumps(v) if isinstance(v, dict | bool) else str(v))]
-    if "config" in flags:  # keyed by the effective config: rows that resolve to the same run share it
-        effective = config_dict(parse_config([*args, "--kg", str(kg), "--out", "-"]))
-        effective.pop("out")
-        effective = {k: v for k, v in effective.items() if KEY_DEFAULTS.get(k, object()) != v}
-        feats = kg / "features" / "features.json"  # and by the features it reads
-        sha = json.loads(feats.read_text()).get("sha256") if feats.exists() else None
-        key = hashlib.sha1(json.dumps([effective, sha] + ([key_extra] if key_extra else []),
-                                      sort_keys=True).encode()).hexdigest()[:10]
-        out = WORK / "runs" / f"mmkg-{key}"
-    else:
-        effective = None
-        key = hashlib.sha1(json.dumps({"kg": str(kg), **flags}, sort_keys=True).encode()).hexdigest()[:10]
-        out = WORK / "runs" / f"{tag}-{key}"
-    done = out / "metrics.json"
-    if not done.exists() or not (out / "peak_rss_mb").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, str(ROOT / "train.py"), "--kg", str(kg), "--out", str(out), *args]
-        print(f"[{tag}] {' '.join(argv[2:])}", flush=True)
-        with open(out / "train.log", "w") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                    env={**os.environ, "OMP_NUM_THREADS": "1"})
-            _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise MMKGError(f"train.py failed ({tag}); see {out / 'train.log'}")
-        (out / "peak_rss_mb").write_text(f"{usage.ru_maxrss / 1024:.1f}")
-    rss = float((out / "peak_rss_mb").read_text())
-    return json.loads(done.read_text()) | {"peak_rss_mb": rss, "out": str(out), "config": effective}
 
 
 def run_family(name: str, kg: Path, seed: int, data: dict) -> dict:
@@ -152,7 +105,7 @@ def write_scale_graph(out: Path, seed: int, users: int = 100_000, items: int = 5
                       n_inter: int = 1_000_000, n_triples: int = 1_000_000, relations: int = 20) -> Path:
     """A saved KG with Zipf-like item / entity popularity and random unit-norm 384-d item / entity text."""
     from encoders.features import save_features
-    from kg.graph import KnowledgeGraph
+    from kg.model.graph import KnowledgeGraph
 
     if (out / "features").is_dir():
         return out
@@ -237,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=RESULTS / "quality.json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    from benchmarks.quality_coldstart import cold_start  # it builds on this module's train_run
+    from benchmarks.quality_coldstart import cold_start
 
     try:
         models = [m for m in args.models.split(",") if m]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.quality import COMMON, FULL, ON, PREV, train_run
+from benchmarks.quality_runs import COMMON, FULL, ON, PREV, train_run
 
 ITEM_ID_DROPOUT = 0.5  # the cold-start variant's DropoutNet rate (set once, not tuned)
 COLD_VARIANTS = {  # the full model's cold-start variants (all components on), selected on cold validation
@@ -31,8 +31,8 @@ def cold_start(kg_dir: Path, seed: int) -> dict:
     from evaluation.metrics import ranking_metrics
     from evaluation.ranking import build_user_item_sets, rank_all_items
     from gnn.content_knn import ContentKNN
-    from kg.graph import KnowledgeGraph
-    from kg.splits import make_split
+    from kg.model.graph import KnowledgeGraph
+    from kg.model.splits import make_split
 
     kg = KnowledgeGraph.load(kg_dir)
     inter = kg.interactions()

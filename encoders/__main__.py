@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_pretrain_hook(sub: argparse._SubParsersAction) -> None:
     """Register ``pretrain-clip`` from :mod:`encoders.clip_pretrain` when that module exists."""
     try:
-        from encoders.clip_pretrain import add_pretrain_parser, run_pretrain
+        from encoders.clip_pretrain_cli import add_pretrain_parser, run_pretrain
     except ModuleNotFoundError as e:
         if e.name != "encoders.clip_pretrain":
             raise
@@ -96,7 +96,7 @@ def run_encode(args: argparse.Namespace) -> int:
 
     from encoders.features import FEATURES_DIR, build_node_features, save_features
     from encoders.registry import create_encoder
-    from kg.graph import KnowledgeGraph
+    from kg.model.graph import KnowledgeGraph
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from kg.errors import MMKGError
-from kg.graph import KnowledgeGraph
+from kg.model.graph import KnowledgeGraph
 
 Pair = tuple[str, str, str]
 KS = (1, 5, 10)

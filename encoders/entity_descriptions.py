@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from kg.graph import KnowledgeGraph
+from kg.model.graph import KnowledgeGraph
 
 NAME_FIELDS: tuple[str, ...] = ("label", "name", "title")
 DESCRIPTION_FIELDS: tuple[str, ...] = ("description",)

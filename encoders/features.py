@@ -45,7 +45,7 @@ from encoders.cache import atomic_write
 from encoders.entity_descriptions import describe_entities, node_label, readable_relation
 from encoders.registry import MaskedEncoder, ModalityEncoder
 from kg.errors import MMKGError
-from kg.graph import KnowledgeGraph
+from kg.model.graph import KnowledgeGraph
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1

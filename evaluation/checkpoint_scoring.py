@@ -20,8 +20,11 @@ from evaluation.ranking import UserItemSets, build_user_item_sets
 from gnn.graph_inputs import GraphInputs
 from gnn.recommender import FittedRecommender, ScoreFn, TrainableRecommender, make_score_fn
 from kg.errors import MMKGError
-from kg.graph import NODE_TYPES, KnowledgeGraph
-from kg.splits import Split, make_split
+from kg.model.graph import NODE_TYPES, KnowledgeGraph
+from kg.model.splits import Split, make_split
+from training.config import TrainConfig
+from training.model_factory import build_model as build_configured_model
+from training.model_factory import load_features
 
 
 class CheckpointError(MMKGError):
@@ -76,13 +79,6 @@ class LoadedCheckpoint:
                                                    **({"ratios": list(_split_info(c).get("ratios", []))})},
                 "encoders": dict(c.get("encoders") or {}), "dataset": {t: self.kg.num_nodes(t) for t in NODE_TYPES},
                 "train_config": dict(c.get("config") or {})}
-
-
-def train_module():
-    """train.py, imported lazily (the repository root must be on ``sys.path``)."""
-    import train
-
-    return train
 
 
 def _model_name(c: dict[str, Any]) -> str:
@@ -159,8 +155,7 @@ def load_features_for(ck: dict[str, Any], kg: KnowledgeGraph, kg_dir: Path, path
     identities = dict(ck.get("encoders") or {})
     if not identities:
         return {}
-    train = train_module()
-    feats, found = train.load_features(train.TrainConfig(kg=str(kg_dir), use_features=True), kg)
+    feats, found = load_features(TrainConfig(kg=str(kg_dir), use_features=True), kg)
     if not feats:
         raise CheckpointError(f"{kg_dir / 'features'}: no features, but checkpoint {path} was trained with "
                               f"{', '.join(sorted(identities))}")
@@ -201,7 +196,7 @@ def build_model(ck: dict[str, Any], kg: KnowledgeGraph, train_part, feats: dict[
 
     inputs = build_graph_inputs(kg, train_part, feats)
     try:
-        model = train_module().build_model(dict(ck.get("config") or {"model": _model_name(ck)}), inputs)
+        model = build_configured_model(dict(ck.get("config") or {"model": _model_name(ck)}), inputs)
     except MMKGError as e:
         raise CheckpointError(f"{path}: {e}") from e
     if isinstance(model, FittedRecommender):

@@ -1,6 +1,6 @@
 """Everything a recommender sees: graph structure from the KG and the TRAINING interactions, plus features.
 
-:func:`build_graph_inputs` is the only place that turns a :class:`~kg.graph.KnowledgeGraph`, a split's
+:func:`build_graph_inputs` is the only place that turns a :class:`~kg.model.graph.KnowledgeGraph`, a split's
 training interactions and the encoder features into tensors; models never read the KG themselves.
 Validation / test interactions never enter a :class:`GraphInputs` (no leakage): the user-item adjacency
 and the user content aggregate use the training interactions only.
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from gnn.adjacency import csr_from_coo, normalized_bipartite_adjacency
-from kg.graph import Interactions, KnowledgeGraph
+from kg.model.graph import Interactions, KnowledgeGraph
 
 REVERSE_PREFIX = "rev_"
 

@@ -13,7 +13,7 @@ Subcommands::
 KG, saves it atomically to ``--out`` and prints the ingest report and the KG statistics. Neo4j
 credentials default to the environment variables ``NEO4J_URI``, ``NEO4J_USER``, ``NEO4J_PASSWORD``
 (``--neo4j`` without a value takes ``NEO4J_URI``; put it after the SOURCE files). The mapping
-file's format is described in :mod:`kg.mapping`.
+file's format is described in :mod:`kg.sources.mapping`.
 Bad input prints ``error: <message>`` on stderr, exits 2 and writes nothing.
 """
 
@@ -25,10 +25,10 @@ import os
 import sys
 
 from kg.errors import MMKGError
-from kg.graph import KnowledgeGraph
-from kg.mapping import load_mapping
-from kg.rdf_source import ENGINES, FORMATS, read_rdf
-from kg.stats import format_stats, kg_stats
+from kg.model.graph import KnowledgeGraph
+from kg.model.stats import format_stats, kg_stats
+from kg.sources.mapping import load_mapping
+from kg.sources.rdf_source import ENGINES, FORMATS, read_rdf
 
 
 def _add_neo4j_args(p: argparse.ArgumentParser, uri_optional: bool) -> None:
@@ -85,7 +85,7 @@ def ingest(args: argparse.Namespace) -> None:
     mapping = load_mapping(args.mapping)
     kg = KnowledgeGraph()
     if args.neo4j is not None:
-        from kg.neo4j_source import read_neo4j
+        from kg.neo4j.source import read_neo4j
 
         kg = read_neo4j(*_credentials(args), mapping, database=args.database)
         print(f"read Neo4j {args.neo4j}: " + ", ".join(f"{t} {kg.num_nodes(t):,}" for t in ("user", "item", "entity")))
@@ -93,7 +93,7 @@ def ingest(args: argparse.Namespace) -> None:
         kg, report = read_rdf(args.sources, mapping, format=args.format, engine=args.engine, strict=args.strict, kg=kg)
         print(report.format())
     if args.interactions:
-        from kg.table_source import read_interactions_table
+        from kg.sources.table_source import read_interactions_table
 
         result = read_interactions_table(args.interactions, kg, user_col=args.user_col, item_col=args.item_col,
                                          rating_col=args.rating_col, timestamp_col=args.timestamp_col, sep=args.sep,
@@ -111,7 +111,7 @@ def stats(args: argparse.Namespace) -> None:
 
 
 def export_neo4j(args: argparse.Namespace) -> None:
-    from kg.neo4j_sink import write_neo4j
+    from kg.neo4j.sink import write_neo4j
 
     kg = KnowledgeGraph.load(args.directory)
     counts = write_neo4j(kg, *_credentials(args), database=args.database, batch_size=args.batch_size)

@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 work=$(mktemp -d)
 port=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
-stop_server() { "$PY" -m kg.bolt_server stop --pidfile "$work/bolt.pid" || true; rm -rf "$work"; }
+stop_server() { "$PY" -m kg.neo4j.bolt_server stop --pidfile "$work/bolt.pid" || true; rm -rf "$work"; }
 trap stop_server EXIT
-"$PY" -m kg.bolt_server start --port "$port" --root "$work/arcadedb" --password mmkgrec-test \
+"$PY" -m kg.neo4j.bolt_server start --port "$port" --root "$work/arcadedb" --password mmkgrec-test \
     --database kg --pidfile "$work/bolt.pid"
 export MMKGREC_BOLT_URI="bolt://127.0.0.1:$port" MMKGREC_BOLT_USER=root \
        MMKGREC_BOLT_PASSWORD=mmkgrec-test MMKGREC_BOLT_DATABASE=kg

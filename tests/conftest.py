@@ -1,6 +1,6 @@
 """Shared fixtures: a Bolt (Neo4j protocol) server for tests marked ``bolt``.
 
-``bolt_server`` (session) yields a :class:`kg.bolt_server.BoltConnection`
+``bolt_server`` (session) yields a :class:`kg.neo4j.bolt_server.BoltConnection`
 ``(uri, user, password, database)``:
 
 - env ``MMKGREC_BOLT_URI`` set (a server started by ``.ci/run``): that server, with
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kg.bolt_server import USER, BoltConnection, BoltServer, arcadedb_available
+from kg.neo4j.bolt_server import USER, BoltConnection, BoltServer, arcadedb_available
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ import train
 from evaluation.metrics import ranking_metrics
 from evaluation.protocol import EarlyStopping, ProtocolError, TestEvaluator, ValidationEvaluator, select_best
 from evaluation.ranking import build_user_item_sets, rank_all_items
-from kg.graph import KnowledgeGraph
-from kg.splits import make_split
+from kg.model.graph import KnowledgeGraph
+from kg.model.splits import make_split
 
 
 def _kg(n_users=30, n_items=40, seed=0, rename_user=None) -> KnowledgeGraph:

@@ -11,13 +11,13 @@ from torch import Tensor, nn
 
 import explain
 from explain import Explainer
-from explanation_scoring import mask_pairs
-from explanation_text import NodeNamer, explanation_sentences, path_reason
+from explanations.pair_masking import mask_pairs
+from explanations.text import NodeNamer, explanation_sentences, path_reason
 from gnn.graph_inputs import GraphInputs, build_graph_inputs
 from gnn.recommender import TrainableRecommender
-from kg.constraints import ItemConstraints
-from kg.graph import KnowledgeGraph
-from kg.paths import KGPath, PathIndex, path_pairs
+from kg.model.graph import KnowledgeGraph
+from kg.paths.constraints import ItemConstraints
+from kg.paths.path_search import KGPath, PathIndex, path_pairs
 
 
 class TinyKGModel(TrainableRecommender):
@@ -138,7 +138,7 @@ def split_kinds(path: KGPath) -> set[str]:
 
 def test_fast_masking_equals_a_full_forward(monkeypatch) -> None:
     import gnn.mmkg_model
-    from explanation_scoring import MaskedScores
+    from explanations.scoring import MaskedScores
     from gnn.lightgcn_baseline import LightGCNBaseline
     from gnn.mmkg_model import MMKGModel, MMKGOptions
 

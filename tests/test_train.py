@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 import train
-from kg.graph import KnowledgeGraph
-from train_config import ConfigError, parse_config
+from kg.model.graph import KnowledgeGraph
+from training.config import ConfigError, parse_config
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--threads", "1", "--progress", "false", "--tensorboard", "false", "--test_resamples", "0",
@@ -129,7 +130,10 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_kg, tmp_path):
 
 def test_distributed_two_gloo_processes_agree(tiny_kg, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    with socket.socket() as s:  # a free port: a fixed one collides with another run of the suite
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
            str(REPO / "train.py"), "--distributed", "true", "--device", "cpu", "--kg", str(tiny_kg),
            "--out", str(out), "--epochs", "2", "--eval_every", "1", *FAST]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)

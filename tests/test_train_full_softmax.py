@@ -10,9 +10,9 @@ from torch import Tensor, nn
 from gnn.graph_inputs import GraphInputs, build_graph_inputs
 from gnn.negative_sampling import NegativeSampler
 from gnn.recommender import TrainableRecommender
-from kg.graph import KnowledgeGraph
-from train import train_epoch
-from train_config import TrainConfig
+from kg.model.graph import KnowledgeGraph
+from training.config import TrainConfig
+from training.epoch import train_epoch
 
 
 class FixedEmbeddings(TrainableRecommender):

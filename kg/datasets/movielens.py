@@ -5,7 +5,7 @@ files (``ml-100k.inter/.item/.user/.kg/.link``), ``ml-100k.imdb.csv`` and ``post
 and writes users with profile entities, movies with name / year / genres / IMDb summary / poster /
 director / cast, the Freebase triples (an entity linked to a movie by ``.link`` is replaced by the
 movie's IRI) and the ratings as ``schema:Review`` blank nodes, in the vocabulary that
-``kg.rdf_source`` reads without a mapping file.
+``kg.sources.rdf_source`` reads without a mapping file.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pandas as pd
 
 from kg.data_dir import find_data_dir
 from kg.errors import KGFormatError, MMKGError
-from kg.recbole_source import AtomicFile, read_atomic, read_links
+from kg.sources.recbole_source import AtomicFile, read_atomic, read_links
 
 BASE = "http://mmkgrec.dev/movielens/"
 MMKG = "http://mmkgrec.dev/vocab#"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from benchmarks import charts, report
+from benchmarks import charts, report, training_curves
 
 QUALITY = {
     "protocol": "synthetic protocol",
@@ -90,7 +90,7 @@ def test_chart_labels_are_the_given_numbers(tmp_path):
     assert labels[:2] == ["0.250", "0.500"] and "0.125" in labels and "0.300" in labels
     labels = charts.robustness_chart(ROBUSTNESS, "ndcg@20", tmp_path / "rob.png", "t")
     assert {"0.322", "0.333", "0.300"} <= set(labels)
-    curve = report.as_curve({"history": [{"epoch": 1, "loss": 0.6931, "valid": {"ndcg@20": 0.1}},
+    curve = training_curves.as_curve({"history": [{"epoch": 1, "loss": 0.6931, "valid": {"ndcg@20": 0.1}},
                                          {"epoch": 2, "loss": 0.4567}, {"epoch": 3, "loss": 0.3012,
                                                                         "valid": {"ndcg@20": 0.2468}}]})
     assert curve == {"epoch": [1, 2, 3], "loss": [0.6931, 0.4567, 0.3012], "valid_epoch": [1, 3],
@@ -140,5 +140,5 @@ def test_explanations_table_has_one_row_per_file(tmp_path) -> None:
 def test_curve_takes_the_per_epoch_loss_train_py_records() -> None:
     history = {"valid": [{"epoch": 2, "ndcg@20": 0.25}, {"epoch": 4, "ndcg@20": 0.3}],
                "train": [{"epoch": e, "loss": 5.0 - e} for e in (1, 2, 3, 4)]}
-    assert report.as_curve(history) == {"epoch": [1, 2, 3, 4], "loss": [4.0, 3.0, 2.0, 1.0], "valid_epoch": [2, 4],
-                                        "valid_ndcg@20": [0.25, 0.3]}
+    assert training_curves.as_curve(history) == {"epoch": [1, 2, 3, 4], "loss": [4.0, 3.0, 2.0, 1.0],
+                                                 "valid_epoch": [2, 4], "valid_ndcg@20": [0.25, 0.3]}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from kg.graph import KnowledgeGraph
+from kg.model.graph import KnowledgeGraph
 
 VOCAB = (
     "[PAD] [UNK] [CLS] [SEP] [MASK] . , ' a the of is on in and to cat dog sits mat rug kitten stock market fell "

@@ -16,7 +16,7 @@ from encoders.clip import load_clip
 from encoders.clip_pairs import catalog_pairs, ml1m_records, normalise_title, retrieval_recall, split_by_group
 from encoders.clip_pretrain import ClipPretrainConfig, drop_tokens, pretrain_clip
 from kg.errors import MMKGError
-from kg.graph import KnowledgeGraph
+from kg.model.graph import KnowledgeGraph
 
 COLOURS = {
     "red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30),

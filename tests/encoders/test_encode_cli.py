@@ -10,7 +10,7 @@ import torch
 
 from encoders.__main__ import build_parser, default_cache_dir, main, resolve_clip_checkpoint
 from encoders.features import load_features
-from kg.graph import KnowledgeGraph
+from kg.model.graph import KnowledgeGraph
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:

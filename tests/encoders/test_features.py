@@ -17,7 +17,7 @@ from encoders.features import (
     user_profile_texts,
 )
 from encoders.text import TextEncoder
-from kg.graph import KnowledgeGraph
+from kg.model.graph import KnowledgeGraph
 
 FB = "http://rdf.freebase.com/ns/"
 

@@ -16,7 +16,7 @@ from evaluation.robustness import (
     run_robustness,
 )
 from gnn.graph_inputs import GraphInputs, build_graph_inputs
-from kg.graph import KnowledgeGraph
+from kg.model.graph import KnowledgeGraph
 
 
 def _inputs() -> GraphInputs:

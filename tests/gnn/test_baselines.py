@@ -12,7 +12,7 @@ from gnn.baselines import BASELINES, BPRMF, EASE, ContentKNN, LightGCNBaseline, 
 from gnn.graph_inputs import build_graph_inputs
 from gnn.recommender import Batch, FittedRecommender, TrainableRecommender
 from kg.errors import MMKGError
-from kg.graph import KnowledgeGraph
+from kg.model.graph import KnowledgeGraph
 
 # 3 users x 4 items; item 3 is never interacted with.
 USERS = np.array([0, 0, 1, 1, 2, 0])

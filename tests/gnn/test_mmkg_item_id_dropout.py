@@ -6,7 +6,7 @@ import torch
 
 from gnn.graph_inputs import build_graph_inputs
 from gnn.mmkg_model import MMKGModel, MMKGOptions
-from kg.graph import KnowledgeGraph
+from kg.model.graph import KnowledgeGraph
 
 
 def _inputs():

@@ -10,7 +10,7 @@ from gnn.kg_propagation import KnowledgePropagation, RelationAttentionLayer, bui
 from gnn.mmkg_model import MMKGModel, MMKGOptions, kept_entities
 from gnn.modality_fusion import AttentionFusion
 from gnn.recommender import Batch, recommend
-from kg.graph import KnowledgeGraph
+from kg.model.graph import KnowledgeGraph
 
 
 def _kg() -> KnowledgeGraph:

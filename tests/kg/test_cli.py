@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-import kg.neo4j_sink
-import kg.neo4j_source
+import kg.neo4j.sink
+import kg.neo4j.source
 from kg.__main__ import main
-from kg.graph import KnowledgeGraph
+from kg.model.graph import KnowledgeGraph
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,8 +110,8 @@ def test_neo4j_wiring_with_credentials_from_env(tmp_path, monkeypatch, capsys):
         calls["write"] = (kg.num_nodes("user"), uri, user, password, database, batch_size)
         return {"user": kg.num_nodes("user"), "item": kg.num_nodes("item")}
 
-    monkeypatch.setattr(kg.neo4j_source, "read_neo4j", fake_read)
-    monkeypatch.setattr(kg.neo4j_sink, "write_neo4j", fake_write)
+    monkeypatch.setattr(kg.neo4j.source, "read_neo4j", fake_read)
+    monkeypatch.setattr(kg.neo4j.sink, "write_neo4j", fake_write)
     monkeypatch.setenv("NEO4J_URI", "bolt://db:7687")
     monkeypatch.setenv("NEO4J_USER", "neo")
     monkeypatch.setenv("NEO4J_PASSWORD", "secret")
@@ -125,7 +125,7 @@ def test_neo4j_wiring_with_credentials_from_env(tmp_path, monkeypatch, capsys):
 
 
 def test_kg_stats_by_hand():
-    from kg.stats import format_stats, kg_stats
+    from kg.model.stats import format_stats, kg_stats
 
     g = KnowledgeGraph()
     g.add_triple("item", "i1", "genre", "entity", "g1")

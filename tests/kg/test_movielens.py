@@ -168,7 +168,7 @@ def test_real_ml100k_turtle(real_ttl: tuple[Path, dict[str, int]]) -> None:
 
 @pytest.mark.realdata
 def test_real_ml100k_turtle_through_read_rdf(real_ttl: tuple[Path, dict[str, int]]) -> None:
-    rdf_source = pytest.importorskip("kg.rdf_source")
+    rdf_source = pytest.importorskip("kg.sources.rdf_source")
     kg, _ = rdf_source.read_rdf([str(real_ttl[0])])
     assert (kg.num_nodes("user"), kg.num_nodes("item"), kg.num_interactions()) == (943, 1682, 100_000)
     fb = [et for et in kg.edge_types() if kg.relation_iris.get(et[1], "").startswith(FREEBASE)]
