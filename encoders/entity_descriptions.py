@@ -1,5 +1,7 @@
-"""Texts for entities: a named entity is its label; an unnamed one (a Freebase id such as
-``m.0abc12``) is described by its neighbourhood in the graph, e.g.
+"""Texts for entities: a named entity is its label (or name / title); an unnamed one whose id reads as a
+name (``http://example.org/person/Jonathan_Demme`` -> ``Jonathan Demme``) is that name; an unnamed one with
+an opaque id (a Freebase id such as ``m.0abc12``, a number, a hash) is described by its neighbourhood in the
+graph, e.g.
 
     ``directed by of: Toy Story; A Bug's Life. nationality: United States``
 
@@ -12,11 +14,24 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from urllib.parse import unquote
 
 from kg.model.graph import KnowledgeGraph
 
 NAME_FIELDS: tuple[str, ...] = ("label", "name", "title")
 DESCRIPTION_FIELDS: tuple[str, ...] = ("description",)
+_OPAQUE = re.compile(r"^(?:[mg]\.[0-9a-z_]+|[0-9a-f-]{8,}|[QP]?\d+|[\W\d_]*)$", re.IGNORECASE)
+
+
+def id_name(ext_id: str) -> str | None:
+    """The readable name in an id's last path / fragment part (``.../person/Jonathan_Demme`` ->
+    ``Jonathan Demme``), or ``None`` when that part is opaque (a Freebase ``m.`` / ``g.`` id, a Wikidata
+    ``Q42``, a number, a hex hash or UUID, nothing but digits and punctuation)."""
+    last = unquote(re.split(r"[/#]", ext_id.rstrip("/#"))[-1])
+    last = last.split(":")[-1]  # a CURIE or URN: its local part
+    if not last or _OPAQUE.match(last):
+        return None
+    return re.sub(r"\s+", " ", last.replace("_", " ")).strip() or None
 
 
 def readable_relation(name: str) -> str:
@@ -37,14 +52,15 @@ def node_label(kg: KnowledgeGraph, ntype: str, index: int) -> str | None:
 
 
 def describe_entities(kg: KnowledgeGraph, max_neighbours: int = 5) -> list[str]:
-    """One text per entity (index order): its label, else its description field,
-    else a description from its relations (see the module docstring), else ``""``."""
+    """One text per entity (index order): its label, else its description field, else the name its id
+    reads as (:func:`id_name`), else a description from its relations (see the module docstring), else ``""``."""
     n = kg.num_nodes("entity")
+    ids = kg.ids("entity")
     texts: list[str | None] = [node_label(kg, "entity", i) for i in range(n)]
     for i in range(n):
         if texts[i] is None:
             desc = [v for k in DESCRIPTION_FIELDS for v in kg.node_text("entity", i).get(k, []) if v.strip()]
-            texts[i] = desc[0].strip() if desc else None
+            texts[i] = desc[0].strip() if desc else id_name(ids[i])
     pending = {i for i in range(n) if texts[i] is None}
     if not pending:
         return [t or "" for t in texts]

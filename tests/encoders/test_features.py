@@ -144,3 +144,22 @@ def test_save_and_load_round_trip(small_kg_dir: Path, text_encoder: TextEncoder,
         load_features(out.parent)
     with pytest.raises(FeatureFileError, match="no readable"):
         load_features(small_kg_dir / "nowhere")
+
+
+def test_unnamed_entity_with_a_readable_id_is_named_by_it() -> None:
+    from encoders.entity_descriptions import id_name
+
+    kg = KnowledgeGraph()
+    kg.add_triple("item", "heat", "film.film.directed_by", "entity", "http://example.org/person/Michael_Mann")
+    kg.add_triple("item", "heat", "film.film.genre", "entity", f"{FB}m.crime")
+    kg.add_text("item", "heat", "name", "Heat")
+    kg.add_text("entity", "http://example.org/genre/Film_Noir", "label", "Noir (label wins)")
+    texts = dict(zip(kg.ids("entity"), describe_entities(kg), strict=True))
+    assert texts["http://example.org/person/Michael_Mann"] == "Michael Mann"  # the id reads as a name
+    assert texts[f"{FB}m.crime"] == "genre of: Heat"  # an opaque id: its neighbourhood instead
+    assert texts["http://example.org/genre/Film_Noir"] == "Noir (label wins)"
+    assert id_name("http://example.org/genre/Film%20Noir") == "Film Noir"
+    assert id_name("ex:Blade_Runner") == "Blade Runner"
+    for opaque in (f"{FB}m.0abc12", f"{FB}g.11bc7", "http://www.wikidata.org/entity/Q42", "http://x.org/item/1682",
+                   "urn:uuid:123e4567-e89b-12d3-a456-426614174000"):
+        assert id_name(opaque) is None, opaque
