@@ -16,7 +16,7 @@ from torch import Tensor
 
 from explanations.pair_masking import Pairs, split_pairs
 from gnn.graph_inputs import GraphInputs, _user_content
-from gnn.mmkg_model import kept_entities
+from gnn.mmkg_options import kept_entities
 
 ScoreFor = Callable[[GraphInputs], Callable[[Tensor], Tensor]]
 
