@@ -11,13 +11,18 @@ database holding the KG (see :mod:`kg.neo4j.paths`).
 [--exclude ...] [--only-relation REL[=ENTITY] ...] [--exclude-relation REL[=ENTITY] ...] [--explain]
 [--format text|json]`` lists the top-k among the items the rules allow (applied before the top-k).
 
+``python explain.py export --checkpoint RUN/best.pt [--kg DIR] --neo4j URI [--user U --password P]
+[--database DB] [--k 10] [--batch-size 256] [--model NAME] [--users U ...] [--no-paths]`` writes every user's
+(or ``--users``') top-k as ``(:User)-[:RECOMMENDED {rank, score, model, path_*}]->(:Item)`` with the best
+explanation path of each (see :mod:`kg.neo4j.recommendation_sink` for the layout and the one-transaction-per-batch
+choice); re-running replaces that model's lists. Credentials default to ``NEO4J_URI`` / ``NEO4J_USER`` /
+``NEO4J_PASSWORD``. The checkpoint, the users and the connection (and that the KG's users and items are in the
+database) are checked before anything is written.
+
 Users and items are named by external id or its last path segment (``196`` for
 ``http://mmkgrec.dev/movielens/user/196``). Bad input -> ``error: <msg>`` on stderr, exit 2.
 
-:class:`Explainer` is the pipeline behind both: candidate paths from :class:`kg.paths.path_search.PathIndex` (on the
-split's TRAINING interactions), scored by the model's score drop when masked
-(:mod:`explanations.scoring`; candidates first ranked by the drop of their first hop alone), the best ones
-kept; :func:`load_explainer` builds it from a checkpoint.
+:class:`~explanations.explainer.Explainer` (:mod:`explanations.explainer`) is the pipeline behind all of them.
 """
 
 from __future__ import annotations
@@ -27,83 +32,19 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import Tensor
 
-from explanations.pair_masking import Pairs, mask_pairs
-from explanations.scoring import ScoreFor, model_scorers
+from explanations.explainer import Explainer, load_explainer
 from explanations.text import Explanation, NodeNamer, explanation_json, explanation_sentences, node_json, rank_paths
-from gnn.graph_inputs import GraphInputs
 from kg.atomic_files import write_text_atomic
 from kg.errors import MMKGError
-from kg.model.graph import KnowledgeGraph
-from kg.paths.path_search import KGPath, PathIndex, path_pairs, pick_candidates
+from kg.model.node_ids import resolve_id
+
+__all__ = ["Explainer", "load_explainer", "resolve_id", "main"]
 
 FORMATS = ("text", "json", "png")
-
-
-class Explainer:
-    """Explanation paths for one model: ``index`` on the TRAINING interactions, the model's ``inputs``,
-    ``score_for(inputs) -> score_fn``, optional exact ``masked_scores(user, item, [pairs, ...])``,
-    ``candidates`` scored per item, ``search`` options of :meth:`PathIndex.find_paths`."""
-
-    def __init__(self, kg: KnowledgeGraph, index: PathIndex, inputs: GraphInputs, score_for: ScoreFor,
-                 masked_scores: Callable[[int, int, list[Pairs]], list[float]] | None = None,
-                 candidates: int = 8, **search) -> None:
-        self.kg, self.index, self.inputs, self.score_for = kg, index, inputs, score_for
-        self.masked_scores, self.candidates, self.search = masked_scores, candidates, search
-        self._base, self._cache = score_for(inputs), (-1, torch.zeros(0))
-
-    def scores(self, user: int) -> Tensor:
-        """The model's scores ``[I]`` of every item for ``user`` (unmasked graph)."""
-        if self._cache[0] != user:
-            with torch.no_grad():
-                self._cache = (user, self._base(torch.tensor([user])).reshape(-1).float().cpu())
-        return self._cache[1]
-
-    def masked(self, user: int, item: int, masks: list[Pairs]) -> list[float]:
-        """``s(user, item)`` with every edge between each mask's node pairs removed (one score per mask)."""
-        with torch.no_grad():
-            if self.masked_scores is not None:
-                return list(self.masked_scores(user, item, masks))
-            return [float(self.score_for(mask_pairs(self.inputs, m))(torch.tensor([user]))[0, item]) for m in masks]
-
-    def drops(self, user: int, item: int, paths: list[KGPath]) -> list[float]:
-        """Score drop of each path (its edges masked)."""
-        base = float(self.scores(user)[item])
-        return [base - v for v in self.masked(user, item, [path_pairs(p) for p in paths])] if paths else []
-
-    def pick(self, user: int, item: int, paths: list[KGPath]) -> list[KGPath]:
-        """The candidates: each distinct first hop (the user's own interaction or profile edge) of ``paths`` is
-        masked alone, paths rank by their first hop's score drop (then prior), spread over shapes."""
-        if not paths:
-            return []
-        firsts = list(dict.fromkeys(path_pairs(p)[0] for p in paths))
-        base = float(self.scores(user)[item])
-        drop = dict(zip(firsts, (base - v for v in self.masked(user, item, [[h] for h in firsts])), strict=True))
-        rank = sorted(range(len(paths)), key=lambda k: (-drop[path_pairs(paths[k])[0]], k))
-        return pick_candidates([paths[k] for k in rank], self.candidates)
-
-    def explain(self, user: int, item: int, top: int = 3) -> Explanation:
-        """The ``top`` candidates by score drop (> 0 only); none -> an empty list, never an invented path."""
-        t0 = time.perf_counter()
-        found = self.index.find_paths(user, item, **self.search)
-        cands = self.pick(user, item, found.paths)
-        return Explanation(user, item, float(self.scores(user)[item]), rank_paths(cands, self.drops(user, item, cands),
-                           top), len(found.paths), found.truncated, time.perf_counter() - t0)
-
-
-def load_explainer(checkpoint, kg_dir=None, device: str = "cpu", candidates: int = 8, **search):
-    """``(loaded checkpoint, Explainer)``: the checkpoint's KG and model (:mod:`evaluation.checkpoint_scoring`),
-    a path index on its split's TRAINING interactions, the model's scorers (:func:`model_scorers`)."""
-    from evaluation.checkpoint_scoring import load_checkpoint
-
-    ck = load_checkpoint(checkpoint, kg_dir, device=device)
-    index = PathIndex(ck.kg, ck.split.parts(ck.kg.interactions())[0])
-    return ck, Explainer(ck.kg, index, ck.inputs, *model_scorers(ck), candidates=candidates, **search)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -143,18 +84,6 @@ def build_recommend_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true", help="add the best path to every recommendation")
     p.add_argument("--format", choices=("text", "json"), default="text")
     return p
-
-
-def resolve_id(kg: KnowledgeGraph, ntype: str, text: str) -> int:
-    """The index of the ``ntype`` node whose external id is ``text`` or ends with ``/text`` / ``#text``."""
-    if kg.has_node(ntype, text):
-        return kg.index_of(ntype, text)
-    found = [i for i, ext in enumerate(kg.ids(ntype)) if ext.endswith(("/" + text, "#" + text))] if text else []
-    if len(found) == 1:
-        return found[0]
-    if len(found) > 1:
-        raise MMKGError(f"{ntype} id {text!r} is ambiguous ({len(found)} {ntype}s end with it); give the full id")
-    raise MMKGError(f"unknown {ntype} id {text!r}")
 
 
 def _write(out: Path | None, text: str) -> None:
@@ -264,10 +193,57 @@ def run_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmkgrec-explain export", description="recommendations + paths into Neo4j")
+    p.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint written by train.py")
+    p.add_argument("--kg", type=Path, default=None, help="KG directory (default: the one the checkpoint records)")
+    p.add_argument("--neo4j", metavar="URI", default=os.environ.get("NEO4J_URI"), help="Bolt URI ($NEO4J_URI)")
+    p.add_argument("--user", default=os.environ.get("NEO4J_USER"), help="database user ($NEO4J_USER)")
+    p.add_argument("--password", default=os.environ.get("NEO4J_PASSWORD"), help="password ($NEO4J_PASSWORD)")
+    p.add_argument("--database", default=None, help="database (default: the server's default)")
+    p.add_argument("--k", type=int, default=10, help="recommendations per user (default: 10)")
+    p.add_argument("--batch-size", type=int, default=256, help="users per transaction (default: 256)")
+    p.add_argument("--model", default=None, help="the relationships' model property (default: the checkpoint's)")
+    p.add_argument("--users", nargs="+", action="extend", default=[], metavar="USER", help="only these users")
+    p.add_argument("--no-paths", action="store_true", help="no explanation paths (faster)")
+    p.add_argument("--max-hops", type=int, default=4, help="longest path (default: 4)")
+    p.add_argument("--candidates", type=int, default=8, help="paths scored by the model per item (default: 8)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    return p
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from explanations.recommendation_rows import recommendation_batches
+    from kg.neo4j.recommendation_sink import write_recommendations
+
+    if args.k < 1 or args.batch_size < 1 or args.max_hops < 2 or args.candidates < 1:
+        raise MMKGError("--k, --batch-size and --candidates must be >= 1 and --max-hops >= 2")
+    missing = [f for f, v in (("--neo4j URI (or NEO4J_URI)", args.neo4j), ("--user (or NEO4J_USER)", args.user),
+                              ("--password (or NEO4J_PASSWORD)", args.password)) if not v]
+    if missing:
+        raise MMKGError(f"export needs {', '.join(missing)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ck, explainer = load_explainer(args.checkpoint, args.kg, args.device, candidates=args.candidates,
+                                   max_hops=args.max_hops)
+    kg = ck.kg
+    users = [resolve_id(kg, "user", u) for u in dict.fromkeys(args.users)] or list(range(kg.num_nodes("user")))
+    model = args.model or str(ck.describe()["model"])
+    batches = recommendation_batches(ck, None if args.no_paths else explainer, users, args.k, args.batch_size)
+    counts = write_recommendations(args.neo4j, args.user, args.password, model, [kg.ids("user")[u] for u in users],
+                                   kg.ids("item"), batches, database=args.database)
+    print(f"wrote {counts['recommendations']:,} recommendations of model {model!r} for {counts['users']:,} users "
+          f"to {args.neo4j}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "recommend":
         args, run = build_recommend_parser().parse_args(argv[1:]), run_recommend
+    elif argv and argv[0] == "export":
+        args, run = build_export_parser().parse_args(argv[1:]), run_export
     else:
         args, run = build_parser().parse_args(argv), run_explain
     try:

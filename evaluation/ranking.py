@@ -173,21 +173,30 @@ def rank_all_items(score_fn: ScoreFn, users: torch.Tensor, num_items: int,
     starts = range(0, users.numel(), batch_size)
     for start in tqdm(starts, desc="ranking", unit="batch", disable=not progress):
         batch = users[start : start + batch_size]
-        scores = score_fn(batch)
-        if tuple(scores.shape) != (batch.numel(), num_items):
-            raise EvaluationError(f"score_fn returned shape {tuple(scores.shape)}, expected "
-                                  f"({batch.numel()}, {num_items})")
-        scores = scores.detach().clone() if scores.is_floating_point() else scores.detach().float()
-        nan_rows = torch.isnan(scores).any(dim=1)
-        if bool(nan_rows.any()):
-            raise EvaluationError(f"score_fn returned NaN for user {int(batch[nan_rows.nonzero()[0, 0]])}")
-        if ex is not None:
-            rows, cols = _exclusion_coordinates(ex, batch.numpy())
-            scores[torch.from_numpy(rows).to(scores.device), torch.from_numpy(cols).to(scores.device)] = -np.inf
-        vals, idx = topk_lower_index_ties(scores, k)
-        idx[vals == -np.inf] = -1
-        out[start : start + batch.numel()] = idx.cpu()
+        out[start : start + batch.numel()] = top_k_batch(score_fn, batch, num_items, ex, k)[1]
     return out
+
+
+def top_k_batch(score_fn: ScoreFn, batch: torch.Tensor, num_items: int, ex: UserItemSets | None, k: int,
+                allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """CPU ``(scores [B, k], items [B, k])`` of one batch of users, best first, ties -> lower item index first,
+    the items of ``ex`` (per-user sets, indexed by user id) and those outside ``allowed`` (bool ``[num_items]``)
+    never returned: positions left when fewer items remain hold item ``-1``, score ``-inf``."""
+    scores = score_fn(batch)
+    if tuple(scores.shape) != (batch.numel(), num_items):
+        raise EvaluationError(f"score_fn returned shape {tuple(scores.shape)}, expected ({batch.numel()}, {num_items})")
+    scores = scores.detach().clone() if scores.is_floating_point() else scores.detach().float()
+    nan_rows = torch.isnan(scores).any(dim=1)
+    if bool(nan_rows.any()):
+        raise EvaluationError(f"score_fn returned NaN for user {int(batch[nan_rows.nonzero()[0, 0]])}")
+    if ex is not None:
+        rows, cols = _exclusion_coordinates(ex, batch.numpy())
+        scores[torch.from_numpy(rows).to(scores.device), torch.from_numpy(cols).to(scores.device)] = -np.inf
+    if allowed is not None:
+        scores[:, ~allowed.to(device=scores.device, dtype=torch.bool)] = -np.inf
+    vals, idx = topk_lower_index_ties(scores, k)
+    idx[vals == -np.inf] = -1
+    return vals.cpu(), idx.cpu()
 
 
 def _exclusion_coordinates(ex: UserItemSets, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -53,3 +53,51 @@ def neo4j_db(bolt_server: BoltConnection) -> BoltConnection:
         with driver.session(database=bolt_server.database) as session:
             session.run("MATCH (n) DETACH DELETE n").consume()
     return bolt_server
+
+
+def _movie_kg():
+    """Five films, three users, a director / genre / sequel KG, a profile entity; every node has a name."""
+    from kg.model.graph import KnowledgeGraph
+
+    kg = KnowledgeGraph()
+    for s_t, s, rel, d_t, d in [
+        ("item", "toy", "director", "entity", "lasseter"), ("item", "bug", "director", "entity", "lasseter"),
+        ("item", "toy", "genre", "entity", "comedy"), ("item", "heat", "genre", "entity", "comedy"),
+        ("item", "heat", "film.film.directed_by", "entity", "m.x"), ("item", "toy", "film.film.sequel", "item", "toy2"),
+        ("item", "ronin", "film.film.directed_by", "entity", "m.x"), ("user", "ann", "ageGroup", "entity", "age25"),
+            ("user", "bob", "ageGroup", "entity", "age25")]:
+        kg.add_triple(s_t, s, rel, d_t, d)
+    for t, ext, name in [("item", "toy", "Toy Story"), ("item", "bug", "A Bug's Life"), ("item", "heat", "Heat"),
+                         ("item", "ronin", "Ronin"), ("item", "toy2", "Toy Story 2"),
+                         ("entity", "lasseter", "John Lasseter"), ("entity", "comedy", "Comedy")]:
+        kg.add_text(t, ext, "label" if t == "entity" else "name", name)
+    for u, i, r in [("ann", "toy", 5), ("ann", "ronin", 2), ("bob", "toy", 4), ("bob", "bug", 5), ("cy", "heat", 2),
+                    ("cy", "bug", 4), ("bob", "toy2", 3), ("ann", "heat", 1), ("cy", "toy", 3), ("bob", "heat", 2)]:
+        kg.add_interaction(u, i, r, 0)
+    return kg
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    """``make(model="lightgcn") -> (checkpoint path, KnowledgeGraph)``: a saved tiny movie KG and a checkpoint in
+    train.py's format (random LightGCN weights, or a fitted baseline such as ``mostpop``, refitted on load)."""
+    import torch
+
+    def make(model: str = "lightgcn"):
+        from gnn.lightgcn_baseline import LightGCNBaseline
+
+        kg = _movie_kg()
+        kg_dir = tmp_path / "kg"
+        if not kg_dir.exists():
+            kg.save(str(kg_dir))
+        torch.manual_seed(0)
+        state = LightGCNBaseline(kg.num_nodes("user"), kg.num_nodes("item"), 8, 2).state_dict() \
+            if model == "lightgcn" else {}
+        ck = {"model_state": state, "config": {"model": model, "embedding_dim": 8, "num_layers": 2},
+              "kg_dir": str(kg_dir), "id_maps": {t: kg.ids(t) for t in ("user", "item", "entity")},
+              "split": {"method": "random", "seed": 0, "ratios": [0.8, 0.1, 0.1]}}
+        path = tmp_path / f"{model}.pt"
+        torch.save(ck, path)
+        return path, kg
+
+    return make
