@@ -11,6 +11,11 @@ metrics train.py recorded for the same checkpoint.
 ``--robustness [--levels 0,0.1,0.2,0.4]`` scores the same weights on perturbed inputs instead (see
 :mod:`evaluation.robustness`), prints the table and, with ``--out-dir``, writes ``robustness.json`` / ``.md``.
 
+``python evaluate.py topk --checkpoint RUN/best.pt [--kg DIR] --k 20 --out recs.parquet [--mask train|seen|none]
+[--batch-size 1024]`` writes every user's top-k to a Parquet file (columns ``user``, ``rank``, ``item``, ``score``;
+external ids; the training items masked by default), streamed a batch of users at a time
+(:mod:`evaluation.topk_export`).
+
 Nothing here feeds back into training: this script only reads a finished checkpoint and writes reports.
 Bad input (missing checkpoint, a KG whose ids differ from the checkpoint's) -> ``error: <msg>``, exit 2,
 nothing written.
@@ -30,6 +35,7 @@ from evaluation.checkpoint_scoring import LoadedCheckpoint, load_checkpoint
 from evaluation.protocol import SplitResult, TestEvaluator, ValidationEvaluator
 from evaluation.report_tables import ResourceMeter, build_report, render_table, write_report, write_text_atomic
 from evaluation.robustness import PERTURBATIONS, render_robustness, run_robustness
+from evaluation.topk_export import MASKS, write_topk_parquet
 from kg.errors import MMKGError
 
 
@@ -155,11 +161,39 @@ def run_robustness_cli(args: argparse.Namespace, ck: LoadedCheckpoint) -> int:
     return 0
 
 
+def build_topk_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmkgrec-evaluate topk", description="every user's top-k to a Parquet file")
+    p.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint written by train.py")
+    p.add_argument("--kg", type=Path, default=None, help="KG directory (default: the one the checkpoint records)")
+    p.add_argument("--k", type=int, default=20, help="items per user (default: 20)")
+    p.add_argument("--out", required=True, type=Path, help="the Parquet file to write")
+    p.add_argument("--mask", choices=MASKS, default="train",
+                   help="items never listed: train (default), seen (train + valid + test) or none")
+    p.add_argument("--batch-size", type=int, default=1024, help="users scored at once")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def run_topk(args: argparse.Namespace) -> int:
+    if args.k < 1 or args.batch_size < 1:
+        raise MMKGError("--k and --batch-size must be >= 1")
+    ck = load_checkpoint(args.checkpoint, args.kg, device=args.device)
+    rows = write_topk_parquet(ck, args.out, args.k, args.batch_size, args.mask, progress=not args.quiet)
+    print(f"wrote {rows:,} recommendations for {ck.kg.num_nodes('user'):,} users to {args.out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    topk = bool(argv) and argv[0] == "topk"
+    args = build_topk_parser().parse_args(argv[1:]) if topk else build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        if topk:
+            return run_topk(args)
         if args.bootstrap < 0 or args.groups < 0:
             raise MMKGError("--bootstrap and --groups must be >= 0")
         ck = load_checkpoint(args.checkpoint, args.kg, device=args.device)

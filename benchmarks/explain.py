@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evaluation.report_tables import write_text_atomic  # noqa: E402
-from explain import load_explainer  # noqa: E402
+from explanations.explainer import load_explainer  # noqa: E402
 from explanations.text import NodeNamer, explanation_sentences, rank_paths  # noqa: E402
 from kg.paths.constraints import constrained_top_k  # noqa: E402
 from kg.paths.path_search import PathIndex  # noqa: E402

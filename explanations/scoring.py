@@ -3,7 +3,7 @@ edge between two consecutive nodes of the path (interactions, KG triples both wa
 edges included) leaves the propagation graph (:func:`explanations.pair_masking.mask_pairs`): exact for the
 collaborative + KG propagation, for any model by a forward on the masked inputs, or by :class:`MaskedScores`
 (LightGCN, the MMKG model), which recomputes only what a mask changes and equals the forward (tested).
-:func:`model_scorers` wires a loaded ``train.py`` checkpoint to both; ``explain.Explainer`` uses them."""
+:func:`model_scorers` wires a loaded ``train.py`` checkpoint to both; ``explanations.explainer.Explainer`` uses them."""
 
 from __future__ import annotations
 

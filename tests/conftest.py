@@ -77,27 +77,29 @@ def _movie_kg():
     return kg
 
 
-@pytest.fixture
-def tiny_checkpoint(tmp_path):
-    """``make(model="lightgcn") -> (checkpoint path, KnowledgeGraph)``: a saved tiny movie KG and a checkpoint in
+def write_tiny_checkpoint(root, model: str = "lightgcn"):
+    """``(checkpoint path, KnowledgeGraph)``: the tiny movie KG saved under ``root / "kg"`` and a checkpoint in
     train.py's format (random LightGCN weights, or a fitted baseline such as ``mostpop``, refitted on load)."""
     import torch
 
-    def make(model: str = "lightgcn"):
-        from gnn.lightgcn_baseline import LightGCNBaseline
+    from gnn.lightgcn_baseline import LightGCNBaseline
 
-        kg = _movie_kg()
-        kg_dir = tmp_path / "kg"
-        if not kg_dir.exists():
-            kg.save(str(kg_dir))
-        torch.manual_seed(0)
-        state = LightGCNBaseline(kg.num_nodes("user"), kg.num_nodes("item"), 8, 2).state_dict() \
-            if model == "lightgcn" else {}
-        ck = {"model_state": state, "config": {"model": model, "embedding_dim": 8, "num_layers": 2},
-              "kg_dir": str(kg_dir), "id_maps": {t: kg.ids(t) for t in ("user", "item", "entity")},
-              "split": {"method": "random", "seed": 0, "ratios": [0.8, 0.1, 0.1]}}
-        path = tmp_path / f"{model}.pt"
-        torch.save(ck, path)
-        return path, kg
+    kg = _movie_kg()
+    kg_dir = root / "kg"
+    if not kg_dir.exists():
+        kg.save(str(kg_dir))
+    torch.manual_seed(0)
+    state = LightGCNBaseline(kg.num_nodes("user"), kg.num_nodes("item"), 8, 2).state_dict() \
+        if model == "lightgcn" else {}
+    ck = {"model_state": state, "config": {"model": model, "embedding_dim": 8, "num_layers": 2},
+          "kg_dir": str(kg_dir), "id_maps": {t: kg.ids(t) for t in ("user", "item", "entity")},
+          "split": {"method": "random", "seed": 0, "ratios": [0.8, 0.1, 0.1]}}
+    path = root / f"{model}.pt"
+    torch.save(ck, path)
+    return path, kg
 
-    return make
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    """``make(model="lightgcn") -> (checkpoint path, KnowledgeGraph)``: see :func:`write_tiny_checkpoint`."""
+    return lambda model="lightgcn": write_tiny_checkpoint(tmp_path, model)
