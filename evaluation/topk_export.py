@@ -24,6 +24,8 @@ from evaluation.ranking import UserItemSets, top_k_batch
 from kg.atomic_files import atomic_path
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from evaluation.checkpoint_scoring import LoadedCheckpoint
 
 MASKS = ("train", "seen", "none")
@@ -39,7 +41,7 @@ def mask_sets(ck: LoadedCheckpoint, mask: str) -> UserItemSets | None:
     return {"train": train, "seen": train.union(valid).union(test), "none": None}[mask]
 
 
-def parquet_schema():
+def parquet_schema() -> pa.Schema:
     """The output's Arrow schema (see the module docstring)."""
     import pyarrow as pa
 
