@@ -41,6 +41,8 @@ class NegativeSampler:
         self._keys = torch.unique(train_user.cpu().long() * self.num_items + train_item.cpu().long())
         self._keys_here = self._keys  # a copy on the device last asked about
         self._dense: Tensor | None = None
+        self._indptr: Tensor | None = None  # per-user offsets into _keys, and the items they own
+        self._owned: Tensor | None = None
         counts = torch.bincount(train_item.cpu().long(), minlength=self.num_items).double()
         allowed = torch.ones(self.num_items, dtype=torch.bool)
         if exclude_items is not None:
@@ -64,6 +66,29 @@ class NegativeSampler:
             self._keys_here = self._keys.to(key.device)
         pos = torch.searchsorted(self._keys_here, key).clamp(max=self._keys.numel() - 1)
         return self._keys_here[pos] == key
+
+    def positive_pairs(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        """``(rows, cols)`` of every ``(b, j)`` where ``(users[b], items[j])`` is a training interaction
+        (``users [B]``, ``items [n]``, any order, repeats allowed): the nonzeros of
+        ``is_positive(users[:, None], items[None, :])``, found from each user's own training items
+        (``O(sum deg + n log n)``), without the ``[B, n]`` lookups."""
+        dev = users.device
+        if self._indptr is None or self._indptr.device != dev:
+            keys = self._keys.to(dev)
+            n_users = int(self._keys[-1] // self.num_items) + 1 if self._keys.numel() else 0
+            bounds = torch.arange(n_users + 1, device=dev) * self.num_items
+            self._indptr, self._owned = torch.searchsorted(keys, bounds), keys % max(self.num_items, 1)
+        indptr, owned = self._indptr, self._owned
+        u = users.long()
+        known = u < indptr.numel() - 1
+        u = torch.where(known, u, torch.zeros_like(u))
+        lo, count = indptr[u], (indptr[u + 1] - indptr[u]) * known
+        rows, at = _expand(lo, count)
+        hit = owned[at]  # every training item of every row's user
+        vals, order = torch.sort(items.long())
+        first = torch.searchsorted(vals, hit)
+        rows, at = _expand(first, torch.searchsorted(vals, hit, right=True) - first, rows)
+        return rows, order[at]
 
     def _dense_matrix(self, device: torch.device) -> Tensor | None:
         """The training pairs as a dense bool ``[U, I]`` matrix on ``device`` when it is small (fast lookups)."""
@@ -106,3 +131,11 @@ class NegativeSampler:
             if choices.numel():
                 neg[k] = choices[torch.randint(choices.numel(), (1,), generator=generator)]
         return neg if num == 1 else neg.view(-1, num)
+
+
+def _expand(start: Tensor, count: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Ranges ``start[k] .. start[k] + count[k] - 1`` laid end to end: ``(labels[k] (default k) per element,
+    the element)``."""
+    k = torch.repeat_interleave(torch.arange(start.numel(), device=start.device), count)
+    offset = torch.arange(k.numel(), device=start.device) - (torch.cumsum(count, 0) - count)[k]
+    return (k if labels is None else labels[k]), start[k] + offset

@@ -48,7 +48,8 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
         fix = core.positive_score_correction(batch, user_emb, item_emb)
         s_pos = s_pos if fix is None else s_pos + fix
         if shared:  # a user's own training items are no negatives ("accidental hits")
-            s_neg = (u @ item_emb[neg].T).masked_fill(sampler.is_positive(users[:, None], neg[None, :]), -1e9)
+            s_neg = u @ item_emb[neg].T  # the hits are found from the users' own items, not [B, n] lookups
+            s_neg = s_neg.index_put_(sampler.positive_pairs(users, neg), s_neg.new_tensor(-1e9))
         else:
             s_neg = (u.unsqueeze(1) * item_emb[neg]).sum(-1) if neg.dim() == 2 else (u * item_emb[neg]).sum(-1)
         w = user_weight[users] if user_weight is not None else None
