@@ -65,6 +65,14 @@ def mean_aggregation_matrix(src: Tensor, dst: Tensor, num_src: int, num_dst: int
     return csr_from_coo(s, d, val, (num_src, num_dst)).to(src.device)
 
 
+def expand_ranges(start: Tensor, count: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Ranges ``start[k] .. start[k] + count[k] - 1`` laid end to end: ``(labels[k] (default k) of each
+    element, the element)``."""
+    k = torch.repeat_interleave(torch.arange(start.numel(), device=start.device), count)
+    offset = torch.arange(k.numel(), device=start.device) - (torch.cumsum(count, 0) - count)[k]
+    return (k if labels is None else labels[k]), start[k] + offset
+
+
 NEIGHBOR_SAMPLING_BACKENDS = ("pyg_lib", "torch_sparse")
 
 

@@ -29,7 +29,8 @@ with warnings.catch_warnings():  # PyG 2.8 calls the deprecated torch.jit.script
     from torch_geometric.nn.models import LightGCN
 
 from gnn.graph_inputs import GraphInputs
-from gnn.recommender import Batch, TrainableRecommender
+from gnn.propagation import graph_rows, layer_mean
+from gnn.recommender import Batch, Rows, TrainableRecommender
 
 
 class _SymmetricSpmm(torch.autograd.Function):
@@ -93,9 +94,16 @@ class LightGCNBaseline(TrainableRecommender):
         (symmetric sparse CSR, or any ``Adj`` that PyG's ``LGConv`` takes with ``normalize=False``)."""
         return self.lightgcn.get_embedding(adj)
 
-    def forward(self, inputs: GraphInputs) -> tuple[Tensor, Tensor]:
-        """``(user_emb [U, d], item_emb [I, d])`` after propagation over ``inputs.ui_adj``."""
-        out = self.propagate(inputs.ui_adj)
+    supports_rows = True
+
+    def forward(self, inputs: GraphInputs, rows: Rows | None = None) -> tuple[Tensor, Tensor]:
+        """``(user_emb [U, d], item_emb [I, d])`` after propagation over ``inputs.ui_adj``; with ``rows`` (a
+        training step), exact at those rows only, the last layer computed there alone (:mod:`gnn.propagation`)."""
+        if rows is None:
+            out = self.propagate(inputs.ui_adj)
+        else:
+            out = layer_mean(inputs.ui_adj, self.lightgcn.embedding.weight, self.lightgcn.num_layers,
+                             graph_rows(rows.users, rows.items, self.num_users))
         return out[: self.num_users], out[self.num_users :]
 
     def ego_embeddings(self, batch: Batch) -> list[Tensor]:

@@ -34,7 +34,8 @@ from gnn.kg_propagation import KnowledgePropagation
 from gnn.losses import info_nce, transe_loss
 from gnn.mmkg_options import ITEM_MODALITIES, MMKGOptions, kept_entities
 from gnn.modality_fusion import MultimodalEncoder
-from gnn.recommender import Batch, TrainableRecommender
+from gnn.propagation import graph_rows, layer_mean
+from gnn.recommender import Batch, Rows, TrainableRecommender
 
 __all__ = ["ITEM_MODALITIES", "MMKGModel", "MMKGOptions", "kept_entities"]
 
@@ -177,9 +178,10 @@ class MMKGModel(TrainableRecommender):
             keep = keep & (torch.rand(keep.shape, device=keep.device) >= self.options.item_id_dropout)
         return keep
 
-    def embed(self, inputs: GraphInputs) -> dict[str, Tensor]:
+    def embed(self, inputs: GraphInputs, batch_rows: Rows | None = None) -> dict[str, Tensor]:
         """Every intermediate representation: ``item_ego [I, d]``, ``entity_ego [N, d]`` (if any),
-        ``item_kg [I, d]``, ``user_ego [U, d]``, ``user [U, d]``, ``item [I, d]``, plus the item views."""
+        ``item_kg [I, d]``, ``user_ego [U, d]``, ``user [U, d]``, ``item [I, d]``, plus the item views
+        (``user`` / ``item`` exact at ``batch_rows`` only when given: see :mod:`gnn.propagation`)."""
         out: dict[str, Tensor] = {}
         item_feats = {m: inputs.feature(ITEM_MODALITIES[m]) for m in self.item_encoder.modalities}
         item_ego, views = self.item_encoder(item_feats, self._item_id_keep())
@@ -203,12 +205,8 @@ class MMKGModel(TrainableRecommender):
         if self.profile_proj is not None and entity_ego is not None and "profile" in st:
             user_ego = user_ego + self.profile_proj(spmm(st["profile"][0], entity_ego, st["profile"][1]))
         out["user_ego"] = user_ego
-        x = torch.cat([user_ego, item_kg], dim=0)
-        layers = [x]
-        for _ in range(self.options.num_layers):
-            x = spmm(inputs.ui_adj, x)  # symmetric: its own transpose
-            layers.append(x)
-        final = torch.stack(layers, dim=0).mean(dim=0)
+        rows = None if batch_rows is None else graph_rows(batch_rows.users, batch_rows.items, self.num_users)
+        final = layer_mean(inputs.ui_adj, torch.cat([user_ego, item_kg], dim=0), self.options.num_layers, rows)
         user, item = final[: self.num_users], final[self.num_users:]
         if self.context is not None:
             hist, hist_t = self._cached("history", inputs, lambda: _with_transpose(user_history_matrix(
@@ -221,9 +219,11 @@ class MMKGModel(TrainableRecommender):
         out["user"], out["item"] = user, item
         return out
 
-    def forward(self, inputs: GraphInputs) -> tuple[Tensor, Tensor]:
-        """``(user_emb [U, d], item_emb [I, d])``."""
-        out = self.embed(inputs)
+    supports_rows = True
+
+    def forward(self, inputs: GraphInputs, rows: Rows | None = None) -> tuple[Tensor, Tensor]:
+        """``(user_emb [U, d], item_emb [I, d])`` (exact at ``rows`` only when given)."""
+        out = self.embed(inputs, rows)
         self._last = out
         return out["user"], out["item"]
 

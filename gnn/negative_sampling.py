@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gnn.adjacency import expand_ranges as _expand
+
 SAMPLING_MODES = ("uniform", "popularity")
 DENSE_LIMIT = 1 << 26
 """Up to this many user x item cells, positives are looked up in a dense bool matrix (else binary search)."""
@@ -132,10 +134,3 @@ class NegativeSampler:
                 neg[k] = choices[torch.randint(choices.numel(), (1,), generator=generator)]
         return neg if num == 1 else neg.view(-1, num)
 
-
-def _expand(start: Tensor, count: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Ranges ``start[k] .. start[k] + count[k] - 1`` laid end to end: ``(labels[k] (default k) per element,
-    the element)``."""
-    k = torch.repeat_interleave(torch.arange(start.numel(), device=start.device), count)
-    offset = torch.arange(k.numel(), device=start.device) - (torch.cumsum(count, 0) - count)[k]
-    return (k if labels is None else labels[k]), start[k] + offset

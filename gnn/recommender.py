@@ -39,8 +39,22 @@ class Batch:
     neg: Tensor
 
 
+@dataclass
+class Rows:
+    """The final-embedding rows a training step reads: ``users`` and ``items`` (positives and negatives), int64
+    of any shape, repeats allowed."""
+
+    users: Tensor
+    items: Tensor
+
+
 class TrainableRecommender(nn.Module, ABC):
     """Base class of embedding models trained by gradient descent."""
+
+    supports_rows = False
+    """``forward(inputs, rows=Rows(...))`` is accepted (training steps pass it): the result need only be exact at
+    those users' and items' rows, which is all a step reads (its ranking loss, :meth:`loss_terms` and
+    :meth:`positive_score_correction` read the batch's rows only); a model may skip work for the others."""
 
     @abstractmethod
     def forward(self, inputs: GraphInputs) -> tuple[Tensor, Tensor]:

@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 from gnn.graph_inputs import GraphInputs
 from gnn.losses import bpr_loss, l2_regularization, sampled_softmax_loss
 from gnn.negative_sampling import NegativeSampler
-from gnn.recommender import Batch, TrainableRecommender
+from gnn.recommender import Batch, Rows, TrainableRecommender
 from training.config import TrainConfig
 
 
@@ -41,7 +41,10 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
             neg = sampler.sample(users[:1], cfg.num_negatives, gen).reshape(-1).to(dev)
         else:
             neg = sampler.sample(users, cfg.num_negatives, gen).to(dev)
-        user_emb, item_emb = model(inputs)
+        if core.supports_rows and every_item is None:  # only the batch's rows need be exact
+            user_emb, item_emb = model(inputs, rows=Rows(users, torch.cat([pos, neg.reshape(-1)])))
+        else:
+            user_emb, item_emb = model(inputs)
         u = user_emb[users]
         s_pos = (u * item_emb[pos]).sum(-1)
         batch = Batch(users, pos, neg)

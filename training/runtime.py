@@ -1,0 +1,31 @@
+"""Process-level settings for fast CPU training.
+
+:func:`keep_freed_memory`: glibc hands every allocation above its mmap threshold (at most 32 MB) to a fresh
+``mmap`` and unmaps it on free, so each step's large temporaries (``[U+I, d]`` layers, ``[P, d]`` KG slots,
+``[B, n]`` scores) are page-faulted in again, zero-filled by the kernel, every step: on a 1M-interaction
+graph that made element-wise ops 4-6x slower than on reused memory (``benchmarks/results/speed.md``). With
+mmap off and trimming off, freed blocks stay in the heap and the next step reuses them; the peak resident
+set stays the peak of live memory plus fragmentation (checked at scale: ``benchmarks/speed.py``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+
+
+def keep_freed_memory() -> bool:
+    """Tell glibc's malloc to keep freed memory for reuse (no mmap, no trim); ``False`` where that does not
+    apply (not Linux / not glibc) or ``MMKGREC_KEEP_MEMORY=0``."""
+    if not sys.platform.startswith("linux") or os.environ.get("MMKGREC_KEEP_MEMORY", "1") == "0":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and others: no mallopt
+        return False
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
