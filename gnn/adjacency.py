@@ -86,6 +86,15 @@ def neighbor_sampling_backend() -> str | None:
     return None
 
 
+def sparse_mm(a: Tensor, x: Tensor) -> Tensor:
+    """``a @ x`` (no autograd) for sparse ``a``: on CPU a CSR ``a`` goes through the ``reduce="sum"`` kernel,
+    which writes its output in place (the default MKL path computes into a temporary and copies it: 1.3-1.7x
+    slower at ``d`` = 64-128 on the 1M-interaction graph)."""
+    if a.layout == torch.sparse_csr and a.device.type == "cpu" and x.dtype == a.dtype and x.dim() == 2:
+        return torch.sparse.mm(a, x, "sum")
+    return torch.sparse.mm(a, x)
+
+
 class _SparseMatmul(torch.autograd.Function):
     """``A @ x`` for a constant sparse ``A`` whose transpose is given (torch would re-transpose ``A``,
     sorting its indices, on every backward pass)."""
@@ -93,11 +102,11 @@ class _SparseMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:  # noqa: D102
         ctx.a_t = a_t
-        return torch.sparse.mm(a, x)
+        return sparse_mm(a, x)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:  # noqa: D102
-        return None, None, torch.sparse.mm(ctx.a_t, grad)
+        return None, None, sparse_mm(ctx.a_t, grad.contiguous())
 
 
 def spmm(a: Tensor, x: Tensor, a_t: Tensor | None = None) -> Tensor:

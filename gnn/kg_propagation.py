@@ -19,7 +19,7 @@ edges), which the model adds to the items through a learnable gate.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from gnn.adjacency import csr_from_coo, spmm, transpose_csr
+from gnn.slot_attention import slot_aggregate
 
 
 def segment_softmax(logit: Tensor, index: Tensor, num_segments: int) -> Tensor:
@@ -40,15 +41,19 @@ def segment_softmax(logit: Tensor, index: Tensor, num_segments: int) -> Tensor:
 
 @dataclass
 class SlotGraph:
-    """Neighbour slots of a KG: ``mean_op`` sparse CSR ``[P, n]`` (``mean_op @ x`` -> slot means) and
-    its transpose ``mean_op_t``,
-    ``slot_head`` / ``slot_rel`` ``[P]`` int64; ``num_heads`` = rows of the output."""
+    """Neighbour slots of a KG, relation by relation (slots of relation ``r`` at ``rel_bounds[r]:rel_bounds[r+1]``,
+    by head within a relation): ``mean_op`` sparse CSR ``[P, n]`` (``mean_op @ x`` -> slot means) and its
+    transpose ``mean_op_t``, ``slot_head`` / ``slot_rel`` ``[P]`` int64; ``num_heads`` = rows of the output;
+    ``head_crow`` / ``head_col``: the CSR pattern ``[num_heads, P]`` of each head's slots."""
 
     mean_op: Tensor
     mean_op_t: Tensor
     slot_head: Tensor
     slot_rel: Tensor
     num_heads: int
+    rel_bounds: list[int] = field(default_factory=list)
+    head_crow: Tensor | None = None
+    head_col: Tensor | None = None
 
     @property
     def has_edges(self) -> Tensor:
@@ -56,8 +61,10 @@ class SlotGraph:
         return torch.bincount(self.slot_head, minlength=self.num_heads) > 0
 
     def to(self, device: torch.device | str) -> SlotGraph:
+        move = (lambda t: None if t is None else t.to(device))  # noqa: E731
         return SlotGraph(self.mean_op.to(device), self.mean_op_t.to(device), self.slot_head.to(device),
-                         self.slot_rel.to(device), self.num_heads)
+                         self.slot_rel.to(device), self.num_heads, self.rel_bounds, move(self.head_crow),
+                         move(self.head_col))
 
 
 def build_slot_graph(head: Tensor, tail: Tensor, rel: Tensor, num_nodes: int, num_relations: int,
@@ -77,13 +84,18 @@ def build_slot_graph(head: Tensor, tail: Tensor, rel: Tensor, num_nodes: int, nu
     if max_head is not None:
         keep = h < max_head
         h, t, r = h[keep], t[keep], r[keep]
-    key = h * max(num_relations, 1) + r
+    n_rel = max(num_relations, 1)
+    key = r * max(n_out, 1) + h  # relation-major: each relation's slots contiguous
     slots, slot_of_edge = np.unique(key, return_inverse=True)
     count = np.bincount(slot_of_edge, minlength=slots.size).astype(np.float64)
     val = (1.0 / count[slot_of_edge]).astype(np.float32)
     mean_op = csr_from_coo(slot_of_edge, t, val, (slots.size, num_nodes))
-    return SlotGraph(mean_op, transpose_csr(mean_op), torch.from_numpy(slots // max(num_relations, 1)),
-                     torch.from_numpy(slots % max(num_relations, 1)), n_out)
+    slot_head, slot_rel = slots % max(n_out, 1), slots // max(n_out, 1)
+    bounds = np.searchsorted(slot_rel, np.arange(n_rel + 1)).tolist()
+    crow = np.zeros(n_out + 1, dtype=np.int64)
+    np.cumsum(np.bincount(slot_head, minlength=n_out), out=crow[1:])
+    return SlotGraph(mean_op, transpose_csr(mean_op), torch.from_numpy(slot_head), torch.from_numpy(slot_rel), n_out,
+                     bounds, torch.from_numpy(crow), torch.from_numpy(np.argsort(slot_head, kind="stable")))
 
 
 class RelationAttentionLayer(nn.Module):
@@ -104,12 +116,14 @@ class RelationAttentionLayer(nn.Module):
     def forward(self, x: Tensor, rel_emb: Tensor, slots: SlotGraph) -> Tensor:
         """``x [n, d]``, ``rel_emb [2R, d]`` -> ``[slots.num_heads, d]`` (zero for nodes without edges)."""
         z = spmm(slots.mean_op, x, slots.mean_op_t)  # [P, d] slot means
-        msg = z * rel_emb[slots.slot_rel]
         scores = self.query(x[: slots.num_heads]) @ rel_emb.T / math.sqrt(x.shape[1])  # [heads, 2R]
         logit = scores.flatten()[slots.slot_head * rel_emb.shape[0] + slots.slot_rel]
         alpha = segment_softmax(logit, slots.slot_head, slots.num_heads)
+        if slots.head_crow is not None and len(slots.rel_bounds) == rel_emb.shape[0] + 1:  # one fused op
+            return slot_aggregate(z, alpha, rel_emb, slots.rel_bounds, slots.slot_head, slots.head_crow,
+                                  slots.head_col, slots.num_heads)
         out = x.new_zeros(slots.num_heads, x.shape[1])
-        return out.index_add(0, slots.slot_head, msg * alpha.unsqueeze(1))
+        return out.index_add(0, slots.slot_head, z * rel_emb[slots.slot_rel] * alpha.unsqueeze(1))
 
 
 class KnowledgePropagation(nn.Module):
@@ -134,12 +148,14 @@ class KnowledgePropagation(nn.Module):
             layer.reset_parameters()
 
     def prepare(self, head: Tensor, tail: Tensor, rel: Tensor, num_nodes: int, num_items: int
-                ) -> tuple[SlotGraph, SlotGraph]:
-        """The slot graphs ``(all nodes, items only)`` of a KG (build once, reuse every step)."""
-        return (build_slot_graph(head, tail, rel, num_nodes, self.num_relations).to(head.device),
-                build_slot_graph(head, tail, rel, num_nodes, self.num_relations, num_items).to(head.device))
+                ) -> tuple[SlotGraph | None, SlotGraph]:
+        """The slot graphs ``(all nodes, items only)`` of a KG (build once, reuse every step); the first is
+        ``None`` with one layer (only the items-only last layer runs)."""
+        full = build_slot_graph(head, tail, rel, num_nodes, self.num_relations).to(head.device) \
+            if len(self.layers) > 1 else None
+        return full, build_slot_graph(head, tail, rel, num_nodes, self.num_relations, num_items).to(head.device)
 
-    def forward(self, x: Tensor, graphs: tuple[SlotGraph, SlotGraph]) -> Tensor:
+    def forward(self, x: Tensor, graphs: tuple[SlotGraph | None, SlotGraph]) -> Tensor:
         """Knowledge-aware item representations.
 
         Args:

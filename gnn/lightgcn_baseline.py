@@ -28,6 +28,7 @@ with warnings.catch_warnings():  # PyG 2.8 calls the deprecated torch.jit.script
     from torch_geometric.nn.conv import LGConv
     from torch_geometric.nn.models import LightGCN
 
+from gnn.adjacency import sparse_mm
 from gnn.graph_inputs import GraphInputs
 from gnn.propagation import graph_rows, layer_mean
 from gnn.recommender import Batch, Rows, TrainableRecommender
@@ -39,11 +40,11 @@ class _SymmetricSpmm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:
         ctx.adj = adj
-        return torch.sparse.mm(adj, x)
+        return sparse_mm(adj, x)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:
-        return None, torch.sparse.mm(ctx.adj, grad)
+        return None, sparse_mm(ctx.adj, grad.contiguous())
 
 
 def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
