@@ -37,7 +37,7 @@ from training.checkpoints import atomic_save, export_embeddings, write_json
 from training.config import RESUME_INVARIANT, ConfigError, TrainConfig, config_dict, parse_config, pick_device
 from training.epoch import train_epoch
 from training.model_factory import build_model, load_features
-from training.runtime import keep_freed_memory
+from training.runtime import flush_denormals, keep_freed_memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +62,8 @@ def run(cfg: TrainConfig) -> int:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     keep_freed_memory()  # big per-step temporaries reuse freed memory instead of fresh page-faulted mmaps
+    if device.type == "cpu":
+        flush_denormals()  # tiny gradients through the zero-initialised gates: no per-element microcode assists
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)

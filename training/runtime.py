@@ -1,4 +1,9 @@
-"""Process-level settings for fast CPU training.
+"""Process-level settings for fast CPU training (train.py applies both).
+
+:func:`flush_denormals`: gradients through the zero-initialised gates start around 1e-7 and their products
+(e.g. the KG slots' ``grad * z``, Adam's squared gradients) fall into float32's denormal range (< 1.2e-38),
+where x86 arithmetic takes a microcode assist per element: one ``[P, d]`` product took 870 ms instead of
+140 ms. Flushing them to zero changes no value above 1.2e-38.
 
 :func:`keep_freed_memory`: glibc hands every allocation above its mmap threshold (at most 32 MB) to a fresh
 ``mmap`` and unmaps it on free, so each step's large temporaries (``[U+I, d]`` layers, ``[P, d]`` KG slots,
@@ -15,6 +20,8 @@ import ctypes.util
 import os
 import sys
 
+import torch
+
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 
 
@@ -28,4 +35,9 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # musl and others: no mallopt
         return False
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, -1))  # -1: SIZE_MAX, never trim
+
+
+def flush_denormals() -> bool:
+    """Flush float32 denormals to zero on this CPU (``torch.set_flush_denormal``); ``False`` where unsupported."""
+    return bool(torch.set_flush_denormal(True))
