@@ -38,8 +38,30 @@ def sampled_softmax_loss(pos_scores: Tensor, neg_scores: Tensor, temperature: fl
     """
     if neg_scores.dim() == 1:
         neg_scores = neg_scores.unsqueeze(1)
-    logits = torch.cat([pos_scores.unsqueeze(1), neg_scores], dim=1) / temperature
-    return _mean(torch.logsumexp(logits, dim=1) - logits[:, 0], weight)
+    return _mean(_SoftmaxCE.apply(pos_scores, neg_scores, float(temperature)), weight)
+
+
+class _SoftmaxCE(torch.autograd.Function):
+    """Per-row ``logsumexp([p, n_1..n_k] / t) - p / t`` without concatenating ``[B, k + 1]`` logits: two passes
+    over ``[B, k]`` forward (max, then the exponentials kept for backward), one backward (the softmax times the
+    row's gradient); the autograd composition made about ten (``tests/gnn/test_fast_paths.py``)."""
+
+    @staticmethod
+    def forward(ctx, pos: Tensor, neg: Tensor, t: float) -> Tensor:  # noqa: D102
+        p, x = (pos, neg) if t == 1.0 else (pos / t, neg / t)
+        top = torch.maximum(x.amax(1), p)
+        ex = (x - top.unsqueeze(1)).exp_()
+        total = ex.sum(1) + (p - top).exp()
+        lse = top + total.log()
+        ctx.save_for_backward(ex, total, (p - lse).exp())
+        ctx.t = t
+        return lse - p
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: D102
+        ex, total, p_soft = ctx.saved_tensors
+        g = grad / ctx.t
+        return g * (p_soft - 1.0), ex * (g / total).unsqueeze(1), None
 
 
 def l2_regularization(tensors: list[Tensor], batch_size: int) -> Tensor:

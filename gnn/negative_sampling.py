@@ -86,7 +86,11 @@ class NegativeSampler:
         u = torch.where(known, u, torch.zeros_like(u))
         lo, count = indptr[u], (indptr[u + 1] - indptr[u]) * known
         rows, at = _expand(lo, count)
-        hit = owned[at]  # every training item of every row's user
+        hit = owned[at]  # every training item of every row's user, then those among ``items``
+        listed = torch.zeros(self.num_items, dtype=torch.bool, device=dev)
+        listed[items.long()] = True
+        keep = listed[hit]
+        rows, hit = rows[keep], hit[keep]
         vals, order = torch.sort(items.long())
         first = torch.searchsorted(vals, hit)
         rows, at = _expand(first, torch.searchsorted(vals, hit, right=True) - first, rows)

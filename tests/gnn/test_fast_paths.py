@@ -141,3 +141,27 @@ def test_fused_slot_aggregation_matches_the_autograd_composition(max_head):
         results.append((out.detach(), xs.grad, es.grad, layer.query.weight.grad.clone()))
     for fused, ref in zip(*results, strict=True):
         assert torch.allclose(fused, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.2])
+def test_softmax_loss_matches_the_concatenated_logsumexp(temperature):
+    from gnn.losses import sampled_softmax_loss
+
+    g = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(6, generator=g) * 3, torch.randn(6, 9, generator=g) * 3
+    neg[1, 2] = -1e9  # a masked accidental hit
+    weight = torch.rand(6, generator=g)
+    grads = []
+    for fused in (True, False):
+        p, n = pos.clone().requires_grad_(), neg.clone().requires_grad_()
+        if fused:
+            loss = sampled_softmax_loss(p, n, temperature, weight)
+        else:
+            logits = torch.cat([p.unsqueeze(1), n], 1) / temperature
+            loss = ((torch.logsumexp(logits, 1) - logits[:, 0]) * weight).sum() / weight.sum()
+        loss.backward()
+        grads.append((loss.detach(), p.grad, n.grad))
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+    one = sampled_softmax_loss(pos[:2], neg[:2, 0])  # one negative per row
+    assert torch.allclose(one, torch.nn.functional.softplus(neg[:2, 0] - pos[:2]).mean())
