@@ -117,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                 runs[key] = r = run_variant(kg, variant, code, WORK / "speed" / ds / key.replace(" @ ", "@")
                                             .replace("/", "_"))
                 print(f"{ds} {key}: {r}", flush=True)
-            runs["_when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-            data.setdefault("runs", {})[ds] = runs
-            data.setdefault("sizes", {})[ds] = "100k users, 50k items, 1M interactions, 1M KG triples" \
-                if ds == "scale" else "943 users, 1682 items, 100k ratings, the Freebase KG"
-            save(args.json, data)
+                runs["_when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+                data.setdefault("runs", {})[ds] = runs  # saved after every variant
+                data.setdefault("sizes", {})[ds] = "100k users, 50k items, 1M interactions, 1M KG triples" \
+                    if ds == "scale" else "943 users, 1682 items, 100k ratings, the Freebase KG"
+                save(args.json, data)
         print(render(data))
     except MMKGError as e:
         print(f"error: {e}", file=sys.stderr)

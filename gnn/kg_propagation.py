@@ -27,7 +27,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from gnn.adjacency import csr_from_coo, spmm, transpose_csr
-from gnn.slot_attention import slot_aggregate
+from gnn.slot_attention import slot_attention, slot_chunks
 
 
 def segment_softmax(logit: Tensor, index: Tensor, num_segments: int) -> Tensor:
@@ -44,7 +44,7 @@ class SlotGraph:
     """Neighbour slots of a KG, relation by relation (slots of relation ``r`` at ``rel_bounds[r]:rel_bounds[r+1]``,
     by head within a relation): ``mean_op`` sparse CSR ``[P, n]`` (``mean_op @ x`` -> slot means) and its
     transpose ``mean_op_t``, ``slot_head`` / ``slot_rel`` ``[P]`` int64; ``num_heads`` = rows of the output;
-    ``head_crow`` / ``head_col``: the CSR pattern ``[num_heads, P]`` of each head's slots."""
+    ``rel_bounds`` empty: the layer takes the plain autograd path (the reference of the fused one)."""
 
     mean_op: Tensor
     mean_op_t: Tensor
@@ -52,8 +52,13 @@ class SlotGraph:
     slot_rel: Tensor
     num_heads: int
     rel_bounds: list[int] = field(default_factory=list)
-    head_crow: Tensor | None = None
-    head_col: Tensor | None = None
+    _chunks: list | None = field(default=None, repr=False, compare=False)
+
+    def chunks(self) -> list:
+        """:func:`gnn.slot_attention.slot_chunks` of this graph (built once)."""
+        if self._chunks is None:
+            self._chunks = slot_chunks(self.mean_op, self.slot_head, self.rel_bounds)
+        return self._chunks
 
     @property
     def has_edges(self) -> Tensor:
@@ -61,10 +66,8 @@ class SlotGraph:
         return torch.bincount(self.slot_head, minlength=self.num_heads) > 0
 
     def to(self, device: torch.device | str) -> SlotGraph:
-        move = (lambda t: None if t is None else t.to(device))  # noqa: E731
         return SlotGraph(self.mean_op.to(device), self.mean_op_t.to(device), self.slot_head.to(device),
-                         self.slot_rel.to(device), self.num_heads, self.rel_bounds, move(self.head_crow),
-                         move(self.head_col))
+                         self.slot_rel.to(device), self.num_heads, self.rel_bounds)
 
 
 def build_slot_graph(head: Tensor, tail: Tensor, rel: Tensor, num_nodes: int, num_relations: int,
@@ -92,10 +95,8 @@ def build_slot_graph(head: Tensor, tail: Tensor, rel: Tensor, num_nodes: int, nu
     mean_op = csr_from_coo(slot_of_edge, t, val, (slots.size, num_nodes))
     slot_head, slot_rel = slots % max(n_out, 1), slots // max(n_out, 1)
     bounds = np.searchsorted(slot_rel, np.arange(n_rel + 1)).tolist()
-    crow = np.zeros(n_out + 1, dtype=np.int64)
-    np.cumsum(np.bincount(slot_head, minlength=n_out), out=crow[1:])
     return SlotGraph(mean_op, transpose_csr(mean_op), torch.from_numpy(slot_head), torch.from_numpy(slot_rel), n_out,
-                     bounds, torch.from_numpy(crow), torch.from_numpy(np.argsort(slot_head, kind="stable")))
+                     bounds)
 
 
 class RelationAttentionLayer(nn.Module):
@@ -115,13 +116,13 @@ class RelationAttentionLayer(nn.Module):
 
     def forward(self, x: Tensor, rel_emb: Tensor, slots: SlotGraph) -> Tensor:
         """``x [n, d]``, ``rel_emb [2R, d]`` -> ``[slots.num_heads, d]`` (zero for nodes without edges)."""
-        z = spmm(slots.mean_op, x, slots.mean_op_t)  # [P, d] slot means
         scores = self.query(x[: slots.num_heads]) @ rel_emb.T / math.sqrt(x.shape[1])  # [heads, 2R]
         logit = scores.flatten()[slots.slot_head * rel_emb.shape[0] + slots.slot_rel]
         alpha = segment_softmax(logit, slots.slot_head, slots.num_heads)
-        if slots.head_crow is not None and len(slots.rel_bounds) == rel_emb.shape[0] + 1:  # one fused op
-            return slot_aggregate(z, alpha, rel_emb, slots.rel_bounds, slots.slot_head, slots.head_crow,
-                                  slots.head_col, slots.num_heads)
+        if len(slots.rel_bounds) == rel_emb.shape[0] + 1:  # one fused op, chunk by chunk
+            return slot_attention(x.contiguous(), alpha, rel_emb, slots.chunks(), slots.slot_head, slots.mean_op_t,
+                                  slots.num_heads)
+        z = spmm(slots.mean_op, x, slots.mean_op_t)  # [P, d] slot means
         out = x.new_zeros(slots.num_heads, x.shape[1])
         return out.index_add(0, slots.slot_head, z * rel_emb[slots.slot_rel] * alpha.unsqueeze(1))
 

@@ -58,7 +58,9 @@ def layer_mean(adj: Tensor, x: Tensor, num_layers: int, rows: Tensor | None = No
     if rows is None:
         return (total + spmm(adj, h)) / (num_layers + 1)
     last = spmm(csr_rows(adj, rows), h, csr_columns(adj, rows))
-    return total.index_add(0, rows, last) / (num_layers + 1)
+    if total is x:  # one layer: x is the caller's
+        return total.index_add(0, rows, last) / (num_layers + 1)
+    return total.index_add_(0, rows, last).div_(num_layers + 1)  # a fresh sum: in place (no [n, d] copies)
 
 
 def graph_rows(users: Tensor, items: Tensor, num_users: int) -> Tensor:

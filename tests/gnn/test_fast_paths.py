@@ -116,18 +116,20 @@ def test_mmkg_step_on_the_batch_rows_matches_the_full_forward(extra):
 
 
 @pytest.mark.parametrize("max_head", [None, 9])
-def test_fused_slot_aggregation_matches_the_autograd_composition(max_head):
+def test_fused_slot_aggregation_matches_the_autograd_composition(max_head, monkeypatch):
     from dataclasses import replace
 
+    import gnn.slot_attention as slot_attention
     from gnn.kg_propagation import RelationAttentionLayer, build_slot_graph
 
     g = torch.Generator().manual_seed(0)
+    monkeypatch.setattr(slot_attention, "CHUNK", 4)  # several chunks per relation
     n, n_rel, e = 25, 6, 120
     head, tail, rel = (torch.randint(n, (e,), generator=g), torch.randint(n, (e,), generator=g),
                        torch.randint(n_rel, (e,), generator=g))
     slots = build_slot_graph(head, tail, rel, n, n_rel, max_head)
     assert torch.all(slots.slot_rel[1:] >= slots.slot_rel[:-1])  # relation-major
-    plain = replace(slots, head_crow=None, head_col=None)  # the autograd composition
+    plain = replace(slots, rel_bounds=[])  # the autograd composition
     layer = RelationAttentionLayer(5)
     x = torch.randn(n, 5, generator=g)
     rel_emb = torch.randn(n_rel, 5, generator=g)
