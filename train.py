@@ -61,7 +61,6 @@ def run(cfg: TrainConfig) -> int:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    keep_freed_memory()  # big per-step temporaries reuse freed memory instead of fresh page-faulted mmaps
     if device.type == "cpu":
         flush_denormals()  # tiny gradients through the zero-initialised gates: no per-element microcode assists
     if cfg.deterministic:
@@ -146,7 +145,8 @@ def run(cfg: TrainConfig) -> int:
             epoch += 1
             core.train()
             t0 = time.perf_counter()
-            losses = train_epoch(model, core, inputs, sampler, opt, cfg, epoch, rank, world, ema)
+            with keep_freed_memory():  # per-step temporaries reuse freed memory, not fresh page-faulted mmaps
+                losses = train_epoch(model, core, inputs, sampler, opt, cfg, epoch, rank, world, ema)
             history["epoch_seconds"].append(time.perf_counter() - t0)
             history.setdefault("train", []).append({"epoch": epoch, "loss": float(sum(losses.values()))})
             history["epoch"] = epoch

@@ -105,7 +105,7 @@ class LightGCNBaseline(TrainableRecommender):
         else:
             out = layer_mean(inputs.ui_adj, self.lightgcn.embedding.weight, self.lightgcn.num_layers,
                              graph_rows(rows.users, rows.items, self.num_users))
-        return out[: self.num_users], out[self.num_users :]
+        return tuple(out.split([self.num_users, self.num_items]))  # type: ignore[return-value]
 
     def ego_embeddings(self, batch: Batch) -> list[Tensor]:
         """Layer-0 embeddings ``[B, d]`` of the batch's users, positives and negatives."""

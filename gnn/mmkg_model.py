@@ -207,7 +207,7 @@ class MMKGModel(TrainableRecommender):
         out["user_ego"] = user_ego
         rows = None if batch_rows is None else graph_rows(batch_rows.users, batch_rows.items, self.num_users)
         final = layer_mean(inputs.ui_adj, torch.cat([user_ego, item_kg], dim=0), self.options.num_layers, rows)
-        user, item = final[: self.num_users], final[self.num_users:]
+        user, item = final.split([self.num_users, self.num_items])  # (two slices: two [U+I, d] zero grads)
         if self.context is not None:
             hist, hist_t = self._cached("history", inputs, lambda: _with_transpose(user_history_matrix(
                 inputs.train_user, inputs.train_item, self.num_users, self.num_items)))
