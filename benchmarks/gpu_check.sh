@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # GPU smoke benchmark: train the full model on ml-100k on CUDA with configs/ml100k.toml, then print the
-# mean epoch time and the test metrics of the best-validation checkpoint. Meant to finish in < 5 minutes.
+# mean epoch time and the test metrics of the best-validation checkpoint; then one epoch each of our LightGCN,
+# PyG's and the full model side by side (benchmarks/speed.py, ml-100k, into benchmarks/work/speed_gpu.md;
+# SPEED=0 skips it). Meant to finish in < 5 minutes.
 #
 #   benchmarks/gpu_check.sh [KG_DIR] [extra train.py flags...]
 #   DEVICE=cpu benchmarks/gpu_check.sh ...   # the same check on another device (default cuda)
@@ -35,3 +37,7 @@ print(f"device: {sys.argv[3]}  epochs: {len(secs)}  mean epoch time: {sum(secs) 
 print("test: " + "  ".join(f"{k} {v:.4f}" for k, v in sorted(m["test"].items())
                              if k.split("@")[0] in ("recall", "ndcg", "hit")))
 PY
+if [ "${SPEED:-1}" != 0 ]; then
+    python -m benchmarks.speed --datasets ml100k --variants lightgcn,lightgcn_pyg,id_only,all --kg "$KG" \
+        --device "$DEVICE" --json benchmarks/work/speed_gpu.json | tail -n 8
+fi
