@@ -76,14 +76,16 @@ def render(data: dict) -> str:
         lines += [f"## {ds} ({data.get('sizes', {}).get(ds, '')}), measured {runs.get('_when', '?')}", "",
                   "| variant | code | epoch (s) | vs our LightGCN | peak RSS (MB) | vs our LightGCN "
                   "| this code's speed-up | valid N@20 after 1 epoch |", "|---|---|---|---|---|---|---|---|"]
-        for key, r in rows.items():
+        order = list(VARIANTS)  # this code's rows first, in variant order, then the other code's
+        for key, r in sorted(rows.items(), key=lambda kv: (" @ " in kv[0], order.index(kv[0].partition(" @ ")[0]))):
             variant, _, code = key.partition(" @ ")
             rt = f"{r['epoch_time_s'] / ours['epoch_time_s']:.2f}x" if ours else ""
             rm = f"{r['peak_rss_mb'] / ours['peak_rss_mb']:.2f}x" if ours else ""
             new = rows.get(variant) if code else None
             up = f"{r['epoch_time_s'] / new['epoch_time_s']:.2f}x" if new else ""
             nd = f"{r['valid_ndcg@20']:.4f}" if r.get("valid_ndcg@20") is not None else ""
-            lines.append(f"| {VARIANTS[variant][0]} | {code or 'this'} | {r['epoch_time_s']:.1f} | {rt} | "
+            secs = f"{r['epoch_time_s']:.2f}" if r["epoch_time_s"] < 10 else f"{r['epoch_time_s']:.1f}"
+            lines.append(f"| {VARIANTS[variant][0]} | {code or 'this'} | {secs} | {rt} | "
                          f"{r['peak_rss_mb']:.0f} | {rm} | {up} | {nd} |")
         lines.append("")
     return "\n".join(lines)

@@ -19,5 +19,6 @@ def test_render_gives_ratios_against_our_lightgcn_and_the_old_code():
                                "lightgcn @ /old": {"epoch_time_s": 160.0, "peak_rss_mb": 3300.0},
                                "_when": "now"}}, "sizes": {"scale": "big"}}
     md = render(data)
+    assert md.index("| LightGCN (ours) | this") < md.index("| Full model: all") < md.index("| LightGCN (ours) | /old")
     assert "| Full model: all parts (the scale row) | this | 150.0 | 3.00x | 4500 | 1.50x |  | 0.0300 |" in md
     assert "| LightGCN (ours) | /old | 160.0 | 3.20x | 3300 | 1.10x | 3.20x |  |" in md
