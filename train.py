@@ -79,7 +79,7 @@ def run(cfg: TrainConfig) -> int:
     # ------------------------------------------------------------------- data
     kg = KnowledgeGraph.load(cfg.kg)
     inter = kg.interactions()
-    split = make_split(inter, cfg.split, tuple(cfg.split_ratios), cfg.split_seed, cfg.cold_fraction)
+    split = make_split(inter, cfg.split, tuple(cfg.split_ratios), cfg.split_seed, cfg.cold_fraction, cfg.train_fraction)
     train_part, valid_part, test_part = split.parts(inter)
     feats, identities = load_features(cfg, kg)
     inputs = build_graph_inputs(kg, train_part, feats).to(device)
@@ -96,7 +96,8 @@ def run(cfg: TrainConfig) -> int:
             "id_maps": {"user": list(kg.ids("user")), "item": list(kg.ids("item")),
                         "entity": ids_digest(kg.ids("entity"))},
             "split": {"method": split.method, "ratios": list(cfg.split_ratios), "seed": split.seed,
-                      "cold_fraction": cfg.cold_fraction, "cold_items": split.cold_items.tolist()}}
+                      "cold_fraction": cfg.cold_fraction, "train_fraction": cfg.train_fraction,
+                      "cold_items": split.cold_items.tolist()}}
     # ------------------------------------------------------------------ model
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, inputs)
@@ -205,7 +206,8 @@ def run(cfg: TrainConfig) -> int:
         best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
         best["metrics"] = {**best.get("metrics", {}), "test": test}
         atomic_save(best, out / "best.pt")
-        summary = {"model": cfg.model, "test": test, "test_ci95": ci, **history}
+        groups = [{**g, "metrics": dict(g["metrics"])} for g in result.groups]  # by training activity
+        summary = {"model": cfg.model, "test": test, "test_ci95": ci, "test_groups": groups, **history}
         write_json(summary, out / "metrics.json")
         if isinstance(scorer, TrainableRecommender):
             export_embeddings(scorer, inputs, kg, out)

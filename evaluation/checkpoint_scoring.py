@@ -143,7 +143,7 @@ def rebuild_split(ck: dict[str, Any], kg: KnowledgeGraph, path: Path) -> Split:
         raise CheckpointError(f"{path}: the checkpoint records no split seed")
     split = make_split(kg.interactions(), str(info.get("method", info.get("kind", "random"))),
                        tuple(info.get("ratios", (0.8, 0.1, 0.1))), int(info["seed"]),
-                       float(info.get("cold_fraction", 0.1)))
+                       float(info.get("cold_fraction", 0.1)), float(info.get("train_fraction", 1.0)))
     if "cold_items" in info and list(info["cold_items"]) != split.cold_items.tolist():
         raise CheckpointError(f"{path}: the rebuilt {split.method} split holds other cold items than the recorded ones")
     return split

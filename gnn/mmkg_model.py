@@ -16,7 +16,10 @@ Pipeline (every stage switchable by :class:`MMKGOptions`, so ablations are confi
 3. **Users**: ID embedding plus (gated) the mean text of their training items and their profile text,
    plus a zero-initialised projection of the mean of their profile entities (age group, gender, ...).
 4. **Collaborative**: LightGCN propagation over the normalised user-item graph, uniform layer average.
-5. **Item-item**: each user adds the degree-normalised sum of its training items' *context* vectors
+5. **Item-item graphs** (``item_graphs``): item embeddings propagated over frozen kNN graphs of the content
+   features and the KG co-entity graph (:mod:`gnn.item_item_propagation`), added before (``pre``) or after
+   (``post``, FREEDOM) the user-item propagation.
+6. **Item-item**: each user adds the degree-normalised sum of its training items' *context* vectors
    (a separate item table, FISM-style), a learned low-rank item-item term as in EASE / SLIM.
 
 Score: ``<user_emb[u], item_emb[i]>`` (cosine when ``normalize`` is set).
@@ -30,6 +33,7 @@ from torch import Tensor, nn
 
 from gnn.adjacency import mean_aggregation_matrix, spmm, transpose_csr, user_history_matrix
 from gnn.graph_inputs import GraphInputs
+from gnn.item_item_propagation import ItemItemPropagation
 from gnn.kg_propagation import KnowledgePropagation
 from gnn.losses import info_nce, transe_loss
 from gnn.mmkg_options import ITEM_MODALITIES, MMKGOptions, kept_entities
@@ -90,6 +94,9 @@ class MMKGModel(TrainableRecommender):
         self.kg_gate = nn.Parameter(torch.zeros(d)) if self.kg is not None else None
         self.profile_proj = nn.Linear(d, d) if o.use_profile and use_entities else None
         self.context = nn.Embedding(num_items, d) if o.use_item_item else None
+        self.item_graphs = ItemItemPropagation(
+            o.item_graph_names(), d, o.item_graph_k, o.item_graph_layers, o.item_graph_fusion, o.item_graph_weight,
+            o.item_graph_learn_weight, o.item_graph_dropout) if o.item_graph_names() else None
         self.transe_rel = nn.Embedding(max(num_relations, 1), d) if o.kg_loss_weight > 0 and self.kg else None
         self._cache: dict[str, tuple[object, Tensor]] = {}
         self.reset_parameters()
@@ -113,7 +120,7 @@ class MMKGModel(TrainableRecommender):
                    trained_items=trained)
 
     def reset_parameters(self) -> None:
-        for enc in (self.item_encoder, self.user_encoder, self.entity_encoder, self.kg):
+        for enc in (self.item_encoder, self.user_encoder, self.entity_encoder, self.kg, self.item_graphs):
             if enc is not None:
                 enc.reset_parameters()
         if self.kg_gate is not None:
@@ -201,6 +208,8 @@ class MMKGModel(TrainableRecommender):
         if self.kg is not None and entity_ego is not None and "slots" in st:
             item_kg = item_ego + self.kg_gate * self.kg(torch.cat([item_ego, entity_ego], dim=0), st["slots"])
         out["item_kg"] = item_kg
+        if self.item_graphs is not None and self.options.item_graph_stage == "pre":
+            item_kg = item_kg + self.item_graphs(out["item_kg"], inputs)
         user_ego, _ = self.user_encoder(self._user_views(inputs))
         if self.profile_proj is not None and entity_ego is not None and "profile" in st:
             user_ego = user_ego + self.profile_proj(spmm(st["profile"][0], entity_ego, st["profile"][1]))
@@ -208,6 +217,8 @@ class MMKGModel(TrainableRecommender):
         rows = None if batch_rows is None else graph_rows(batch_rows.users, batch_rows.items, self.num_users)
         final = layer_mean(inputs.ui_adj, torch.cat([user_ego, item_kg], dim=0), self.options.num_layers, rows)
         user, item = final.split([self.num_users, self.num_items])  # (two slices: two [U+I, d] zero grads)
+        if self.item_graphs is not None and self.options.item_graph_stage == "post":
+            item = item + self.item_graphs(out["item_kg"], inputs)
         if self.context is not None:
             hist, hist_t = self._cached("history", inputs, lambda: _with_transpose(user_history_matrix(
                 inputs.train_user, inputs.train_item, self.num_users, self.num_items)))

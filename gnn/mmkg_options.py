@@ -34,6 +34,18 @@ class MMKGOptions:
     contrastive_weight: float = 0.0
     contrastive_temperature: float = 0.2
     kg_loss_weight: float = 0.0
+    item_graphs: str = ""
+    item_graph_k: int = 10
+    item_graph_layers: int = 1
+    item_graph_fusion: str = "attention"
+    item_graph_weight: float = 0.0
+    item_graph_learn_weight: bool = True
+    item_graph_stage: str = "post"
+    item_graph_dropout: float = 0.0
+
+    def item_graph_names(self) -> list[str]:
+        """The item-item graphs in use (``item_graphs``, a comma list)."""
+        return [g.strip() for g in self.item_graphs.split(",") if g.strip()]
 
 
 def kept_entities(inputs: GraphInputs, options: MMKGOptions) -> Tensor:

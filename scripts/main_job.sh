@@ -3,7 +3,7 @@
 #   set up -> build the ml-100k Turtle -> ingest it -> encode node features
 #   (pre-training CLIP on the catalog's posters when no CLIP checkpoint is given; neither CLIP
 #   pre-training nor CLIP encoding when the training config uses no image feature: use_image and
-#   use_clip_text both false) -> train the model -> test metrics -> top-10 for one user, explained.
+#   use_clip_text both false, and no image / clip_text item-item graph) -> train the model -> test metrics -> top-10 for one user, explained.
 # Data: --data-dir / MMKGREC_DATA / ../shared/data/ml-100k beside the checkout / ./data/ml-100k.
 # Environment knobs: OUT (work folder, default runs/ml-100k), THREADS (torch threads, default 1),
 # CONFIG (the training config, default configs/ml100k.toml),
@@ -32,7 +32,8 @@ try:
     cfg = parse_config(["--config", sys.argv[1]])
 except ConfigError as e:
     sys.exit(f"error: {e}")
-print(int(cfg.use_image or cfg.use_clip_text))' "$CONFIG")
+graphs = {g.strip() for g in cfg.item_graphs.split(",")}
+print(int(cfg.use_image or cfg.use_clip_text or bool(graphs & {"image", "clip_text"})))' "$CONFIG")
 if [ "$USES_CLIP" = 0 ] && [ -z "${CLIP_PRETRAINED:-}" ]; then
   echo "   $CONFIG uses no image feature (use_image, use_clip_text false): no CLIP pre-training or encoding"
   "$PY" -m encoders encode --kg "$OUT/kg" --threads "$THREADS" --no-clip

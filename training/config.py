@@ -32,6 +32,7 @@ class TrainConfig:
     split_ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train / valid / test, per user
     split_seed: int = 2020  # seed of the split (recorded in checkpoints)
     cold_fraction: float = 0.1  # share of items held out by the cold_item split
+    train_fraction: float = 1.0  # < 1: keep this share of each user's training pairs (seeded, >= 1 kept; sparse regime)
     # ---- model
     model: str = "mmkg"  # "mmkg" (the full model) or a baseline name from gnn.baselines.BASELINES
     baseline_options: dict[str, Any] = field(default_factory=dict)  # extra keyword options of a baseline factory
@@ -50,6 +51,14 @@ class TrainConfig:
     feature_dropout: float = 0.0  # dropout on input features
     item_id_dropout: float = 0.0  # DropoutNet: drop item IDs w.p. p per step; > 0: untrained items served by content
     kg_prune_leaves: bool = True  # drop KG entities with a single neighbour (they only repeat its ID)
+    item_graphs: str = ""  # frozen item-item graphs, comma list of text, image, clip_text (feature kNN), kg (co-entity)
+    item_graph_k: int = 10  # neighbours per item in each item-item graph (top-k cosine / IDF-weighted co-entities)
+    item_graph_layers: int = 1  # hops of item-embedding propagation over each item-item graph
+    item_graph_fusion: str = "attention"  # attention (per item, over the graphs) | weights (learned, softmax) | mean
+    item_graph_weight: float = 0.0  # initial (or fixed) scalar weight of the item-graph term added to the items
+    item_graph_learn_weight: bool = True  # learn that weight (False: fixed at item_graph_weight, as FREEDOM's 1)
+    item_graph_stage: str = "post"  # post: add after the user-item propagation (FREEDOM) | pre: before it (LATTICE)
+    item_graph_dropout: float = 0.0  # share of item-item graph edges dropped per training step
     # ---- losses
     loss: str = "bpr"  # bpr | softmax (sampled softmax, num_negatives) | full_softmax (every item; L2 on all rows)
     num_negatives: int = 1  # negatives per positive
@@ -89,11 +98,13 @@ class TrainConfig:
 RESUME_INVARIANT = (  # fields --resume refuses to see changed
     "kg", "split", "split_ratios", "split_seed", "cold_fraction", "model", "embedding_dim", "num_layers", "kg_layers",
     "use_id", "use_kg", "use_text", "use_image", "use_clip_text", "use_profile", "use_entity_text", "use_item_item",
-    "baseline_options", "seed", "batch_size", "loss", "ema_decay", "item_id_dropout")
+    "baseline_options", "seed", "batch_size", "loss", "ema_decay", "item_id_dropout", "train_fraction", "item_graphs",
+    "item_graph_k", "item_graph_layers", "item_graph_fusion", "item_graph_stage")
 
 
 CHOICES = {"split": ("random", "temporal", "cold_item"), "loss": ("bpr", "softmax", "full_softmax"),
-           "negative_sampling": ("uniform", "popularity")}
+           "negative_sampling": ("uniform", "popularity"), "item_graph_fusion": ("attention", "weights", "mean"),
+           "item_graph_stage": ("pre", "post")}
 
 
 def _field_types() -> dict[str, Any]:
@@ -208,9 +219,18 @@ def check_config(cfg: TrainConfig) -> None:
     for key in ("epochs", "batch_size", "eval_every", "patience", "num_negatives", "embedding_dim"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}")
-    for key in ("ema_decay", "item_id_dropout"):
+    for key in ("ema_decay", "item_id_dropout", "item_graph_dropout"):
         if not 0.0 <= getattr(cfg, key) < 1.0:
             raise ConfigError(f"{key} must be in [0, 1), got {getattr(cfg, key)}")
+    if not 0.0 < cfg.train_fraction <= 1.0:
+        raise ConfigError(f"train_fraction must be in (0, 1], got {cfg.train_fraction}")
+    from gnn.item_item_graphs import GRAPH_NAMES
+
+    bad = [g for g in cfg.item_graphs.split(",") if g.strip() and g.strip() not in GRAPH_NAMES]
+    if bad:
+        raise ConfigError(f"item_graphs: unknown graph {bad[0]!r} (a comma list of {', '.join(GRAPH_NAMES)})")
+    if cfg.item_graph_k < 1 or cfg.item_graph_layers < 1:
+        raise ConfigError("item_graph_k and item_graph_layers must be >= 1")
     if cfg.item_id_dropout > 0 and not cfg.use_id:
         raise ConfigError("item_id_dropout drops item ID embeddings: it needs use_id true")
 

@@ -12,7 +12,7 @@ A :class:`Split` holds index arrays into ``kg.interactions()``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -120,15 +120,36 @@ def cold_item_split(
     return Split(train, valid, test, np.sort(cold).astype(np.int64), "cold_item", seed)
 
 
+def thin_train(split: Split, inter: Interactions, fraction: float) -> Split:
+    """The sparse regime: ``split`` with each user's training pairs cut to ``ceil(fraction * n)`` of its ``n``
+    (at least one kept; seeded by the split's seed), validation and test untouched."""
+    if not 0.0 < fraction <= 1.0:
+        raise MMKGError(f"train_fraction must be in (0, 1], got {fraction}")
+    if fraction == 1.0 or split.train.size == 0:
+        return split
+    rng = np.random.default_rng([split.seed, 7919])
+    train = split.train[rng.permutation(split.train.size)]
+    user = inter.user[train].astype(np.int64)
+    order = np.argsort(user, kind="stable")
+    train, user = train[order], user[order]
+    start = np.searchsorted(user, user, side="left")
+    count = np.bincount(user)[user]
+    keep = np.arange(train.size) - start < np.maximum(np.ceil(fraction * count - 1e-9), 1)
+    return replace(split, train=np.sort(train[keep]))
+
+
 def make_split(
     inter: Interactions, method: str = "random", ratios: tuple[float, ...] = (0.8, 0.1, 0.1), seed: int = 0,
-    cold_fraction: float = 0.1,
+    cold_fraction: float = 0.1, train_fraction: float = 1.0,
 ) -> Split:
-    """Dispatch on ``method`` (one of :data:`SPLIT_METHODS`)."""
+    """Dispatch on ``method`` (one of :data:`SPLIT_METHODS`); ``train_fraction < 1`` thins the training part
+    (:func:`thin_train`)."""
     if method == "random":
-        return random_split(inter, ratios, seed)
-    if method == "temporal":
-        return temporal_split(inter, ratios, seed)
-    if method == "cold_item":
-        return cold_item_split(inter, ratios, seed, cold_fraction)
-    raise MMKGError(f"unknown split method {method!r} (expected one of {', '.join(SPLIT_METHODS)})")
+        split = random_split(inter, ratios, seed)
+    elif method == "temporal":
+        split = temporal_split(inter, ratios, seed)
+    elif method == "cold_item":
+        split = cold_item_split(inter, ratios, seed, cold_fraction)
+    else:
+        raise MMKGError(f"unknown split method {method!r} (expected one of {', '.join(SPLIT_METHODS)})")
+    return thin_train(split, inter, train_fraction)

@@ -85,3 +85,23 @@ def test_make_split_rejects_unknown_method_and_bad_ratios():
     with pytest.raises(MMKGError, match="ratios"):
         make_split(inter, "random", (0.5, 0.5))
     assert make_split(inter, "temporal").method == "temporal"
+
+
+def test_sparse_regime_thins_each_users_training_pairs_only():
+    from kg.model.splits import thin_train
+
+    inter = _inter(2)
+    full = make_split(inter, "random", seed=5)
+    s = make_split(inter, "random", seed=5, train_fraction=0.2)
+    assert np.array_equal(s.valid, full.valid) and np.array_equal(s.test, full.test)  # valid / test untouched
+    assert set(s.train.tolist()) <= set(full.train.tolist()) and np.all(np.diff(s.train) > 0)
+    for user in np.unique(inter.user[full.train]):
+        n = int(np.sum(inter.user[full.train] == user))
+        kept = int(np.sum(inter.user[s.train] == user))
+        assert kept == max(int(np.ceil(0.2 * n - 1e-9)), 1)  # the share, at least one
+    assert np.array_equal(make_split(inter, "random", seed=5, train_fraction=0.2).train, s.train)  # seeded
+    assert not np.array_equal(make_split(inter, "random", seed=6, train_fraction=0.2).train,
+                              thin_train(make_split(inter, "random", seed=6), inter, 0.3).train)
+    assert thin_train(full, inter, 1.0) is full
+    with pytest.raises(MMKGError):
+        thin_train(full, inter, 0.0)
