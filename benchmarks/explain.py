@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from evaluation.report_tables import write_text_atomic  # noqa: E402
 from explanations.explainer import load_explainer  # noqa: E402
 from explanations.text import NodeNamer, explanation_sentences, rank_paths  # noqa: E402
+from kg.model.graph import INTERACTION_RELATION  # noqa: E402
 from kg.paths.constraints import constrained_top_k  # noqa: E402
 from kg.paths.path_search import PathIndex  # noqa: E402
 
@@ -160,7 +161,10 @@ def run(args: argparse.Namespace) -> dict:
         explanation_sentences(namer.for_user(u), i, [p.path for p in best], len(found.paths))
         latency = time.perf_counter() - t0
         row = {"user": u, "item": i, "found": len(found.paths), "explained": bool(best), "latency": latency,
-               "hops": len(best[0].path) if best else None}
+               "hops": len(best[0].path) if best else None,
+               "kg_top": bool(best) and any(r != INTERACTION_RELATION for r, _ in best[0].path.steps),
+               "item_entity_top": bool(best) and any({a[0], b[0]} == {"item", "entity"}
+                                                     for a, _, b in best[0].path.edges())}
         if best:  # faithfulness: the top path vs a random path of its length (not timed)
             row.update(_against_random(explainer, rng, u, i, found.paths, best[0].path, best[0].drop, "top"))
             prior = found.paths[0]  # what the degree prior alone would show
@@ -178,6 +182,8 @@ def run(args: argparse.Namespace) -> dict:
         "faithfulness_ratio": top_mean / rand_mean if rand_mean > 0 else float("inf"),
         "latency_ms_p50": 1e3 * percentile(lat, 50), "latency_ms_p95": 1e3 * percentile(lat, 95),
         "path_found_share": float(np.mean([r["found"] > 0 for r in rows])),
+        "kg_relation_top_share": float(np.mean([r["kg_top"] for r in rows])),
+        "item_entity_top_share": float(np.mean([r["item_entity_top"] for r in rows])),
         "mean_top_drop": top_mean, "mean_random_drop": rand_mean, "mean_prior_pick_drop": prior_mean,
         "prior_faithfulness_ratio": prior_mean / prior_rand if prior_rand > 0 else float("inf"),
         "faithfulness_pairs": len(scored), "top_path_hops": dict(sorted(
@@ -202,6 +208,9 @@ def render(r: dict) -> str:
         f"| coverage (>= 1 path lowering the score) | {r['coverage']:.1%} | >= 95% | {goal(r['coverage'] >= .95)} |",
         f"| faithfulness ratio (top / random same-length path) | {r['faithfulness_ratio']:.2f} | >= 2 | "
         f"{goal(r['faithfulness_ratio'] >= 2)} |",
+        f"| top path through a KG relation (not only interactions) | {r.get('kg_relation_top_share', 0):.1%} | "
+        f">= 50% | {goal(r.get('kg_relation_top_share', 0) >= .5)} |",
+        f"| top path through an item-entity KG edge | {r.get('item_entity_top_share', 0):.1%} | | |",
         f"| latency p50 per explanation | {r['latency_ms_p50']:.1f} ms | | |",
         f"| latency p95 per explanation | {r['latency_ms_p95']:.1f} ms | < 200 ms | "
         f"{goal(r['latency_ms_p95'] < 200)} |", "",

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.quality_parts import DEFAULT_ROW, ID_ROW, activity_lines, part_families, part_lines, sparse_families
 from benchmarks.quality_runs import COMMON, FULL, ON, PREV, RESULTS, WORK, train_run
 from benchmarks.quality_targets import target_lines
 from kg.errors import MMKGError
@@ -48,6 +49,8 @@ FAMILIES: dict[str, tuple[str, dict, list[dict]]] = {
     "image": ("Full model: ID + KG + text + image", {**FULL, **ON, **PREV}, [{}]),
     "contrastive": ("Full model: all + contrastive loss", {**FULL, **ON, "contrastive_weight": 0.1, **PREV}, [{}]),
 }
+FAMILIES |= part_families()  # issue 11: the tuned ID-only row, the default without each part, the sparse regime
+FAMILIES |= sparse_families(FAMILIES["lightgcn"], FAMILIES["ease"])
 SPECIAL = ("coldstart", "scale")
 REFERENCE = {"LightGCN": (0.380, 0.326), "BPR-MF": (0.372, 0.317), "EASE": (0.400, 0.347)}  # RecBole 1.2.1 test R/N@20
 
@@ -74,6 +77,7 @@ def run_family(name: str, kg: Path, seed: int, data: dict) -> dict:
               "epochs": int(m.get("epoch", 0)), "best_epoch": int(m.get("best_epoch") or 0),
               "peak_rss_mb": m["peak_rss_mb"], "run": m["out"], "config": m.get("config")}
     result["grid"], result["features"] = [{"hparams": h, "valid_ndcg@20": s} for s, h, _ in seen], have
+    result["test_groups"] = m.get("test_groups")  # test metrics by user-activity quartile
     print(f"{row} seed {seed} selected {hp}: test {result['test']}", flush=True)
     return result
 
@@ -161,7 +165,11 @@ def render(data: dict) -> str:
                         "8192, one epoch, one CPU thread)", c, ("epoch_time_s", "peak_rss_mb"))
         lines += [f"CPU epoch time, full model / LightGCN: {c['ratio_full_over_lightgcn']:.1f}x", ""]
     full = next((r for r in (FAMILIES[k][0] for k in ("full", "contrastive", "image", "text")) if r in models), None)
-    return "\n".join(lines + target_lines(models, full, data.get("coldstart", {}), data.get("scale", {})))
+    sparse = [r for r in models if r.startswith("Sparse")]
+    lines += activity_lines(models, [(ID_ROW, DEFAULT_ROW), *[(a, b) for a in sparse for b in sparse
+                                                             if "ID only" in a and "ml100k" in b]])
+    goals = target_lines(models, full, data.get("coldstart", {}), data.get("scale", {}))
+    return "\n".join(lines + goals[:-1] + part_lines(models) + [""])
 
 
 def _table(title: str, section: dict, cols: tuple[str, ...]) -> list[str]:

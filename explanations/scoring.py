@@ -125,6 +125,7 @@ class MaskedScores:
         try:
             n = model.options.num_layers + 1
             assert type(model) is MMKGModel and not model.training
+            assert getattr(model, "item_graphs", None) is None  # item-item graphs: a full forward per mask
             with torch.no_grad():
                 return MaskedScores(torch.zeros(0), torch.full((n,), 1.0 / n), inputs, model)
         except (AssertionError, AttributeError, KeyError, RuntimeError):
