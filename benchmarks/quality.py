@@ -178,7 +178,21 @@ def _table(title: str, section: dict, cols: tuple[str, ...]) -> list[str]:
     return [f"## {title}", "", "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|", *rows, ""]
 
 
-def save(path: Path, data: dict) -> None:
+def save(path: Path, data: dict, touched: list[tuple[str, str]] | None = None) -> None:
+    """Write ``data`` (JSON + markdown); with ``touched`` (``(section, key)`` entries this process changed), merge
+    them into the file as it is now, under a lock, so runs of other families in parallel are kept."""
+    if touched is not None:
+        import fcntl
+
+        with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            disk = json.loads(path.read_text()) if path.exists() else {}
+            for section, key in touched:
+                disk.setdefault(section, {})[key] = data[section][key]
+            data.clear()
+            data.update(disk)
+            save(path, data)
+        return
     data["reference_recbole"] = {k: {"test/recall@20": r, "test/ndcg@20": n} for k, (r, n) in REFERENCE.items()}
     data["ablation_overrides"] = PREV
     for path_, text in ((path, json.dumps(data, indent=1, sort_keys=True)), (path.with_suffix(".md"), render(data))):
@@ -213,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                 if name in SPECIAL:
                     data.setdefault(name, {})[str(seed)] = cold_start(args.kg, seed) if name == "coldstart" \
                         else scale(seed)
+                    touched = [(name, str(seed))]
                 else:
                     row = FAMILIES[name][0]
                     entry = data.setdefault("models", {}).setdefault(row, {"per_seed": {}})
@@ -221,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                     entry["per_seed"][str(seed)] = res = run_family(name, args.kg, seed, data)
                     entry.setdefault("selected", res["hparams"])
                     entry.update(summarize(entry["per_seed"]))
-                save(args.json, data)
+                    touched = [("models", row)]
+                save(args.json, data, touched)
     except MMKGError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

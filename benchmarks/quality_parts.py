@@ -39,7 +39,7 @@ def sparse_families(lightgcn: tuple, ease: tuple) -> dict[str, tuple[str, dict, 
     the tuned ID-only model and the default config, all with ``train_fraction = SPARSE``."""
     tf = {"train_fraction": SPARSE}
     long = {"epochs": 400}  # a fifth of the pairs: a fifth of the steps per epoch, so room for more epochs
-    ease_grid = [{"baseline_options": {"reg_weight": r}} for r in (20, 50, 100, 200, 300, 500)]
+    ease_grid = [{"baseline_options": {"reg_weight": r}} for r in (50, 100, 200, 300, 500, 1000, 2000)]
     return {"sparse_lightgcn": (f"Sparse {SPARSE:.0%}: LightGCN", {**lightgcn[1], **tf}, lightgcn[2]),
             "sparse_ease": (f"Sparse {SPARSE:.0%}: EASE", {**ease[1], **tf}, ease_grid),
             "sparse_id": (f"Sparse {SPARSE:.0%}: full model, ID only (tuned)", {**ID_ONLY, **tf, **long}, [{}]),
