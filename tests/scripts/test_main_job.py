@@ -47,7 +47,8 @@ def test_no_clip_when_the_config_reads_no_image_feature(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("config", ['[data]\nkg = "x"\n[model]\nuse_image = false\nuse_clip_text = true\n',
-                                    '[data]\nkg = "x"\n'])  # absent keys: TrainConfig's defaults (true)
+                                    '[data]\nkg = "x"\n',  # absent keys: TrainConfig's defaults (true)
+                                    NO_IMAGE + 'item_graphs = "text,image"\n'])  # an image item-item graph
 def test_clip_pretrained_and_encoded_when_an_image_feature_is_read(tmp_path: Path, config: str) -> None:
     rc, calls, out = _plan(tmp_path, config)
     assert rc == 0, out
