@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -83,7 +84,8 @@ class MaskedScores:
         with torch.no_grad():
             out = model.embed(self.inp)
         self.ent, self.user_ego, self.item_kg = out.get("entity_ego"), out["user_ego"], out["item_kg"]
-        self.x = torch.cat([self.user_ego, self.item_kg])
+        self.ig = None if getattr(model, "item_graphs", None) is None else model.item_graphs(self.item_kg, self.inp)
+        self.x = torch.cat([self.user_ego, self.item_kg if self.ig is None else self.item_kg + self.ig])
         self.items_of, self.prof_of = ([[] for _ in range(self.inp.num_users)] for _ in range(2))
         for (us, vs), lists in (((self.inp.train_user, self.inp.train_item), self.items_of),
                                 ((self.inp.profile_user, self.inp.profile_entity), self.prof_of)):
@@ -125,7 +127,8 @@ class MaskedScores:
         try:
             n = model.options.num_layers + 1
             assert type(model) is MMKGModel and not model.training
-            assert getattr(model, "item_graphs", None) is None  # item-item graphs: a full forward per mask
+            graphs = getattr(model, "item_graphs", None)  # item-item graphs: pre stage, no KG propagation
+            assert graphs is None or (model.options.item_graph_stage == "pre" and model.kg is None)
             with torch.no_grad():
                 return MaskedScores(torch.zeros(0), torch.full((n,), 1.0 / n), inputs, model)
         except (AssertionError, AttributeError, KeyError, RuntimeError):
@@ -196,6 +199,25 @@ class MaskedScores:
             out[c] = (items, self.kg_gate * (self._kg_output(layers, has) - self.kg_out[items]))
         return out
 
+    def _graph_deltas(self, kgps: list[set]) -> list[tuple[Tensor, Tensor]]:
+        """Per mask: changed items and their change of the item-graph term when KG pairs are masked (the KG
+        co-entity graph rebuilt without them; the feature graphs do not change)."""
+        from explanations.pair_masking import _keep
+
+        out = [(torch.zeros(0, dtype=torch.long), self.x[:0])] * len(kgps)
+        if self.ig is None or "kg" not in self.m.item_graphs.names:
+            return out
+        inp = self.inp
+        for c, kgp in enumerate(kgps):
+            if kgp:
+                keep = _keep(inp.kg_head, inp.kg_tail, inp.num_kg_nodes, kgp, ordered=False)
+                masked = replace(inp, kg_head=inp.kg_head[keep], kg_tail=inp.kg_tail[keep], kg_rel=inp.kg_rel[keep])
+                with torch.no_grad():
+                    diff = self.m.item_graphs(self.item_kg, masked) - self.ig
+                items = torch.nonzero(diff.abs().sum(1) > 0).flatten()
+                out[c] = (items, diff[items])
+        return out
+
     def _user_rows(self, rows: list[tuple[int, set, set]]) -> Tensor:
         """``user_ego`` of each ``(user, masked interactions, masked profile edges)`` (the user encoder's
         projections and fusion on those rows only; checked against the model at build)."""
@@ -228,6 +250,8 @@ class MaskedScores:
             return (base[:p] * base[p:]).sum(1).tolist()
         todo = [(c, u) for c, (inter, prof, _) in enumerate(parts) for u in sorted({u for u, _ in inter | prof})]
         kg = self._kg_deltas([kgp for _, _, kgp in parts])  # every changed row of X, per mask:
+        if self.ig is not None:  # (KG propagation off with item graphs: the KG changes X through them only)
+            kg = self._graph_deltas([kgp for _, _, kgp in parts])
         cols = torch.tensor([c for c, _ in todo] + [c for c, (its, _) in enumerate(kg) for _ in range(len(its))],
                             dtype=long)
         rows = torch.tensor([u for _, u in todo] + [nu + i for its, _ in kg for i in its.tolist()], dtype=long)
