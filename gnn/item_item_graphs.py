@@ -82,18 +82,30 @@ def co_entity_weights(kg_head: Tensor, kg_tail: Tensor, num_items: int):
     return w
 
 
-def co_entity_graph(kg_head: Tensor, kg_tail: Tensor, num_items: int, k: int) -> Tensor:
+def co_entity_graph(kg_head: Tensor, kg_tail: Tensor, num_items: int, k: int, block: int = 2048) -> Tensor:
     """The symmetric, normalised graph of each item's ``k`` heaviest co-entity neighbours
     (:func:`co_entity_weights`; ties broken by the lower item id)."""
-    w = co_entity_weights(kg_head, kg_tail, num_items).tocoo()
-    row, col, val = w.row.astype(np.int64), w.col.astype(np.int64), w.data
-    keep = val > 0
-    row, col, val = row[keep], col[keep], val[keep]
-    order = np.lexsort((col, -val, row))
-    row, col = row[order], col[order]
-    start = np.searchsorted(row, row, side="left")
-    first = np.arange(row.size) - start < k  # rank within the row
-    return symmetric_normalized(row[first], col[first], num_items)
+    w = co_entity_weights(kg_head, kg_tail, num_items)
+    rows, cols = [], []
+    for start in range(0, num_items, block):
+        r, c = top_k_edges(torch.from_numpy(w[start:start + block].toarray()), k, start)
+        rows.append(r)
+        cols.append(c)
+    return symmetric_normalized(np.concatenate(rows), np.concatenate(cols), num_items)
+
+
+def top_k_edges(w: Tensor, k: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols)`` of each row's ``k`` largest positive entries of the dense block ``w [b, I]`` (rows
+    ``start..start+b-1``; the diagonal skipped; ties broken by the lower column)."""
+    b, n = w.shape
+    w = w.double().clone()
+    rows = torch.arange(start, start + b)
+    w[torch.arange(b), rows] = 0.0
+    key = torch.where(w > 0, torch.round(w * 1e8), float("-inf"))  # rounded: sums in another order tie alike
+    values, idx = torch.sort(key, dim=1, descending=True, stable=True)  # equal weights: the lower column first
+    values, idx = values[:, :k], idx[:, :k]
+    ok = torch.isfinite(values)
+    return rows.unsqueeze(1).expand_as(ok)[ok].numpy(), idx[ok].numpy()
 
 
 def build_item_graphs(names: list[str], features: dict[str, Tensor], kg_head: Tensor, kg_tail: Tensor,

@@ -82,10 +82,11 @@ class ItemItemPropagation(nn.Module):
                                     size=a.shape, check_invariants=False)
         return d, transpose_csr(d)
 
-    def propagate(self, x: Tensor, inputs) -> tuple[Tensor, Tensor | None]:  # noqa: ANN001
-        """``(fused [I, d], alpha [I, G] or None)`` before the weight ``w``."""
+    def propagate(self, x: Tensor, inputs, graphs: dict | None = None) -> tuple[Tensor, Tensor | None]:  # noqa: ANN001
+        """``(fused [I, d], alpha [I, G] or None)`` before the weight ``w``, over ``graphs`` (as :meth:`graphs`
+        returns them; default: those of ``inputs``)."""
         views, masks = [], []
-        for a, a_t, has in self.graphs(inputs).values():
+        for a, a_t, has in (self.graphs(inputs) if graphs is None else graphs).values():
             if self.training and self.edge_dropout > 0:
                 a, a_t = self._dropped(a)
             h = x
