@@ -152,7 +152,11 @@ def render(data: dict) -> str:
               "(searched on the validation split of the first seed, reused for the others):", ""]
     lines += [f"- {row}: {e.get('selected')}" for row, e in models.items()]
     lines += ["", f"The `Full model: ...` ablation rows, cold start and scale override the config with {PREV} (the "
-              "tuning point before weight averaging was selected), so they compare parts, not tuning."]
+              "tuning point before weight averaging was selected), so they compare parts, not tuning. "
+              "The `Default without ...` rows are configs/ml100k.toml with one part off, at its own tuning; "
+              "the tuned ID-only row keeps the ID "
+              "model's own tuned l2 1e-3; `Sparse 20%` rows train on a seeded 20 % of each user's training pairs (at "
+              "least one), validation / test those of the full split, the baselines' grids searched again on it."]
     lines += ["", "RecBole 1.2.1 reference, same protocol (test R@20 / N@20): "
               + ", ".join(f"{k} {r:.3f} / {n:.3f}" for k, (r, n) in REFERENCE.items()), ""]
     for seed, c in data.get("coldstart", {}).items():
@@ -178,17 +182,24 @@ def _table(title: str, section: dict, cols: tuple[str, ...]) -> list[str]:
     return [f"## {title}", "", "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|", *rows, ""]
 
 
-def save(path: Path, data: dict, touched: list[tuple[str, str]] | None = None) -> None:
-    """Write ``data`` (JSON + markdown); with ``touched`` (``(section, key)`` entries this process changed), merge
-    them into the file as it is now, under a lock, so runs of other families in parallel are kept."""
+def save(path: Path, data: dict, touched: list[tuple[str, ...]] | None = None) -> None:
+    """Write ``data`` (JSON + markdown); with ``touched`` (``(section, key[, seed])`` entries this process
+    changed), merge them into the file as it is now, under a lock, so parallel runs of other rows / seeds are kept."""
     if touched is not None:
         import fcntl
 
         with open(path.with_name(f".{path.name}.lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             disk = json.loads(path.read_text()) if path.exists() else {}
-            for section, key in touched:
-                disk.setdefault(section, {})[key] = data[section][key]
+            for section, key, *seed in touched:
+                if not seed:
+                    disk.setdefault(section, {})[key] = data[section][key]
+                    continue
+                mine = data[section][key]  # one seed of a row: other processes may run its other seeds
+                row = disk.setdefault(section, {}).setdefault(key, {"per_seed": {}})
+                row["per_seed"][seed[0]] = mine["per_seed"][seed[0]]
+                row.setdefault("selected", mine.get("selected"))
+                row.update(summarize(row["per_seed"]))
             data.clear()
             data.update(disk)
             save(path, data)
@@ -236,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                     entry["per_seed"][str(seed)] = res = run_family(name, args.kg, seed, data)
                     entry.setdefault("selected", res["hparams"])
                     entry.update(summarize(entry["per_seed"]))
-                    touched = [("models", row)]
+                    touched = [("models", row, str(seed))]
                 save(args.json, data, touched)
     except MMKGError as e:
         print(f"error: {e}", file=sys.stderr)
