@@ -8,7 +8,6 @@ collaborative + KG propagation, for any model by a forward on the masked inputs,
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 
 import torch
@@ -16,7 +15,6 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from explanations.pair_masking import Pairs, split_pairs
-from gnn.adjacency import transpose_csr
 from gnn.graph_inputs import GraphInputs, _user_content
 from gnn.mmkg_options import kept_entities
 
@@ -201,42 +199,10 @@ class MaskedScores:
         return out
 
     def _graph_deltas(self, kgps: list[set]) -> list[tuple[Tensor, Tensor]]:
-        """Per mask: changed items and their change of the item-graph term when KG item-entity pairs are masked:
-        the co-entity weights updated (``W - idf(e) 1_S 1_S^T + idf'(e) 1_S' 1_S'^T`` per masked pair), its top-k
-        graph rebuilt; the feature graphs do not change."""
-        from gnn.item_item_graphs import co_entity_weights, symmetric_normalized, top_k_edges
+        """Per mask: changed items and their item-graph term change (:func:`item_graph_deltas`)."""
+        from explanations.item_graph_masking import item_graph_deltas
 
-        out = [(torch.zeros(0, dtype=torch.long), self.x[:0])] * len(kgps)
-        prop, ni = self.m.item_graphs, self.inp.num_items
-        if self.ig is None or "kg" not in prop.names:
-            return out
-        if getattr(self, "co_w", None) is None:  # the dense co-entity weights and each entity's items, once
-            self.co_w = torch.from_numpy(co_entity_weights(self.inp.kg_head, self.inp.kg_tail, ni).toarray())
-            h, t = self.inp.kg_head, self.inp.kg_tail
-            pair = torch.unique(h[(h < ni) & (t >= ni)] * self.inp.num_kg_nodes + t[(h < ni) & (t >= ni)])
-            self.ent_items: dict[int, set] = {}
-            for i, e in zip((pair // self.inp.num_kg_nodes).tolist(), (pair % self.inp.num_kg_nodes).tolist(),
-                            strict=True):
-                self.ent_items.setdefault(e, set()).add(i)
-        base = prop.graphs(self.inp)
-        for c, kgp in enumerate(kgps):
-            hits = [(a, b) for a, b in sorted(kgp) if a < ni <= b and a in self.ent_items.get(b, ())]
-            if not hits:
-                continue
-            w, members = self.co_w.clone(), {}
-            for a, e in hits:
-                s = members.setdefault(e, sorted(self.ent_items[e]))
-                idx, rest = torch.tensor(s), torch.tensor([i for i in s if i != a], dtype=torch.long)
-                w[idx.unsqueeze(1), idx] -= math.log(ni / max(len(s), 1))
-                w[rest.unsqueeze(1), rest] += math.log(ni / max(len(rest), 1))
-                members[e] = rest.tolist()
-            a_kg = symmetric_normalized(*top_k_edges(w, prop.k), ni)
-            graphs = {**base, "kg": (a_kg, transpose_csr(a_kg), torch.diff(a_kg.crow_indices()) > 0)}
-            with torch.no_grad():
-                diff = prop.weight * prop.propagate(self.item_kg, self.inp, graphs)[0] - self.ig
-            items = torch.nonzero(diff.abs().sum(1) > 0).flatten()
-            out[c] = (items, diff[items])
-        return out
+        return item_graph_deltas(self, kgps)
 
     def _user_rows(self, rows: list[tuple[int, set, set]]) -> Tensor:
         """``user_ego`` of each ``(user, masked interactions, masked profile edges)`` (the user encoder's
