@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -31,18 +32,27 @@ def item_graph_deltas(ms, kgps: list[set]) -> list[tuple[Tensor, Tensor]]:
                         strict=True):
             ms.ent_items.setdefault(e, set()).add(i)
     base = prop.graphs(ms.inp)
+    if getattr(ms, "co_edges", None) is None:  # the unmasked top-k edges, each row's kept when it is unchanged
+        ms.co_edges = top_k_edges(ms.co_w, prop.k)
     for c, kgp in enumerate(kgps):
         hits = [(a, b) for a, b in sorted(kgp) if a < ni <= b and a in ms.ent_items.get(b, ())]
         if not hits:
             continue
-        w, members = ms.co_w.clone(), {}
+        # only the rows of the masked entities' items change: their weights, then their top-k
+        changed = torch.tensor(sorted(set().union(*(ms.ent_items[e] for _, e in hits))), dtype=torch.long)
+        w, members = ms.co_w[changed], {}
         for a, e in hits:
             s = members.setdefault(e, sorted(ms.ent_items[e]))
-            idx, rest = torch.tensor(s), torch.tensor([i for i in s if i != a], dtype=torch.long)
-            w[idx.unsqueeze(1), idx] -= math.log(ni / max(len(s), 1))
-            w[rest.unsqueeze(1), rest] += math.log(ni / max(len(rest), 1))
-            members[e] = rest.tolist()
-        a_kg = symmetric_normalized(*top_k_edges(w, prop.k), ni)
+            rest = [i for i in s if i != a]
+            idx, rest_t = torch.tensor(s, dtype=torch.long), torch.tensor(rest, dtype=torch.long)
+            pos, rest_pos = torch.searchsorted(changed, idx), torch.searchsorted(changed, rest_t)
+            w[pos.unsqueeze(1), idx] -= math.log(ni / max(len(s), 1))
+            w[rest_pos.unsqueeze(1), rest_t] += math.log(ni / max(len(rest), 1))
+            members[e] = rest
+        new_r, new_c = top_k_edges(w, prop.k, rows=changed)
+        keep = ~np.isin(ms.co_edges[0], changed.numpy())
+        a_kg = symmetric_normalized(np.concatenate([ms.co_edges[0][keep], new_r]),
+                                    np.concatenate([ms.co_edges[1][keep], new_c]), ni)
         graphs = {**base, "kg": (a_kg, transpose_csr(a_kg), torch.diff(a_kg.crow_indices()) > 0)}
         with torch.no_grad():
             diff = prop.weight * prop.propagate(ms.item_kg, ms.inp, graphs)[0] - ms.ig

@@ -94,16 +94,21 @@ def co_entity_graph(kg_head: Tensor, kg_tail: Tensor, num_items: int, k: int, bl
     return symmetric_normalized(np.concatenate(rows), np.concatenate(cols), num_items)
 
 
-def top_k_edges(w: Tensor, k: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def top_k_edges(w: Tensor, k: int, start: int = 0, rows: Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, cols)`` of each row's ``k`` largest positive entries of the dense block ``w [b, I]`` (rows
-    ``start..start+b-1``; the diagonal skipped; ties broken by the lower column)."""
+    ``start..start+b-1``, or the item ids ``rows [b]``; the diagonal skipped; ties broken by the lower column)."""
     b, n = w.shape
     w = w.double().clone()
-    rows = torch.arange(start, start + b)
+    rows = torch.arange(start, start + b) if rows is None else rows.long()
     w[torch.arange(b), rows] = 0.0
     key = torch.where(w > 0, torch.round(w * 1e8), float("-inf"))  # rounded: sums in another order tie alike
-    values, idx = torch.sort(key, dim=1, descending=True, stable=True)  # equal weights: the lower column first
-    values, idx = values[:, :k], idx[:, :k]
+    if key.numel() and float(key.max().clamp(min=0.0)) * n < 2.0 ** 52:
+        # equal weights: the lower column first, as one exact float64 key, so top-k needs no full sort
+        unique = key * n + (n - 1 - torch.arange(n, dtype=torch.float64))
+        values, idx = torch.topk(unique, min(k, n), dim=1)
+    else:
+        values, idx = torch.sort(key, dim=1, descending=True, stable=True)
+        values, idx = values[:, :k], idx[:, :k]
     ok = torch.isfinite(values)
     return rows.unsqueeze(1).expand_as(ok)[ok].numpy(), idx[ok].numpy()
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gnn.graph_inputs import build_graph_inputs
-from gnn.item_item_graphs import co_entity_graph, co_entity_weights, knn_graph, symmetric_normalized
+from gnn.item_item_graphs import co_entity_graph, co_entity_weights, knn_graph, symmetric_normalized, top_k_edges
 from gnn.item_item_propagation import ItemItemPropagation
 from gnn.mmkg_model import MMKGModel, MMKGOptions
 from kg.model.graph import KnowledgeGraph
@@ -127,3 +127,20 @@ def test_config_switches_reach_the_model(tmp_path):
                 ["--train_fraction", "0"]):
         with pytest.raises(ConfigError):
             parse_config(["--kg", str(tmp_path), *bad])
+
+
+def test_top_k_edges_by_one_exact_key_equals_the_stable_sort() -> None:
+    """The top-k shortcut (one float64 key per entry: weight, then the lower column) keeps the stable sort's
+    choice, ties included, on random blocks with many equal weights."""
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(40):
+        b, n, k = 6, 30, 1 + trial % 7
+        w = torch.randint(0, 4, (b, n), generator=gen).double() * 0.5
+        rows, cols = top_k_edges(w, k, start=2)
+        key = w.clone()
+        key[torch.arange(b), torch.arange(2, 2 + b)] = 0.0
+        key = torch.where(key > 0, key, float("-inf"))
+        values, idx = torch.sort(key, dim=1, descending=True, stable=True)
+        ok = torch.isfinite(values[:, :k])
+        assert rows.tolist() == torch.arange(2, 2 + b).unsqueeze(1).expand(b, k)[ok].tolist()
+        assert cols.tolist() == idx[:, :k][ok].tolist()
