@@ -134,6 +134,9 @@ def run(cfg: TrainConfig) -> int:
                 print(f"resumed from {out / 'last.pt'} after epoch {history['epoch']}", file=sys.stderr)
         elif cfg.resume and rank == 0:
             print(f"note: --resume but no {out / 'last.pt'} yet; starting from scratch", file=sys.stderr)
+        t0 = time.perf_counter()
+        core.prepare(inputs)  # structure derived from the inputs once (item-item graphs, KG slots), not per epoch
+        history.setdefault("prepare_seconds", time.perf_counter() - t0)
         sampler = NegativeSampler(inputs.train_user, inputs.train_item, inputs.num_items, cfg.negative_sampling,
                                   exclude_items=torch.from_numpy(split.cold_items))  # new items: not yet there
         writer = None

@@ -11,7 +11,10 @@ generated graph of ``benchmarks/quality.py``: 100k users, 50k items, 1M interact
 random text), both at batch 8192 as quality.py's scale row. Variants: ``lightgcn`` (ours, 3 layers, BPR, as the
 scale row), ``lightgcn_pyg`` (PyG's ``LightGCN`` as shipped, fed the fastest adjacency it takes without
 torch-sparse), the full model (configs/ml100k.toml with quality.py's ablation overrides) with ``id_only``,
-``kg`` (+ KG and profile), ``text`` (+ text), ``image`` (+ image), ``all`` (every part: the scale row's config).
+``kg`` (+ KG and profile), ``text`` (+ text), ``image`` (+ image), ``all`` (every part: the scale row's config),
+``all_refresh8`` (``all`` with ``--content_refresh 8``: content / KG / item-graph terms computed every 8th step,
+training/epoch.py). The item-item graphs are those of the config whose features the dataset has; their one-time
+build (``prepare``) is timed apart from the epoch.
 ``--old-code DIR`` also runs ``--old-variants`` with another checkout's train.py and code (``PYTHONPATH=DIR``),
 rows marked with it and a column of this code's speed-up over it, same variant, same run. Each invocation
 replaces the tables of the datasets it runs (every ratio from one run) in ``benchmarks/results/speed.json``;
@@ -42,13 +45,31 @@ VARIANTS = {"lightgcn": ("LightGCN (ours)", {"model": "lightgcn", **LIGHTGCN}),
             "text": ("Full model: ID + KG + text", FAMILIES["text"][1]),
             "image": ("Full model: ID + KG + text + image",
                       {**FAMILIES["image"][1], "use_clip_text": False}),
-            "all": ("Full model: all parts (the scale row)", FAMILIES["image"][1])}
+            "all": ("Full model: all parts (the scale row)", FAMILIES["image"][1]),
+            "all_refresh8": ("Full model: all parts, content terms reused for 8 steps",
+                             {**FAMILIES["image"][1], "content_refresh": 8})}
 DATASETS = ("ml100k", "scale")
 
 
-def run_variant(kg: Path, variant: str, code: Path, out: Path, device: str = "auto") -> dict:
-    """One epoch of ``variant`` on ``kg`` with the train.py of ``code``: epoch seconds, peak RSS (MB), wall."""
-    flags = {**COMMON, **VARIANTS[variant][1], "device": device}
+def available_item_graphs(kg: Path, config: Path = ROOT / "configs" / "ml100k.toml") -> str:
+    """The config's item-item graphs whose feature ``kg`` has (the scale graph has text only): the full model
+    builds the graphs it can, as it uses the modalities it has."""
+    import tomllib
+
+    from gnn.item_item_graphs import GRAPH_FEATURES
+
+    names = tomllib.loads(config.read_text()).get("model", {}).get("item_graphs", "")
+    have = set(json.loads((kg / "features" / "features.json").read_text())["counts"]) \
+        if (kg / "features" / "features.json").is_file() else set()
+    return ",".join(g for g in names.split(",") if g and (g == "kg" or GRAPH_FEATURES.get(g) in have))
+
+
+def run_variant(kg: Path, variant: str, code: Path, out: Path, device: str = "auto", extra: dict | None = None) -> dict:
+    """One epoch of ``variant`` on ``kg`` with the train.py of ``code``: epoch seconds, the one-time preparation
+    before it (item-item graphs, KG slots), peak RSS (MB), wall."""
+    flags = {**COMMON, **VARIANTS[variant][1], "device": device, **(extra or {})}
+    if not variant.startswith("lightgcn") and (code / "gnn" / "item_item_graphs.py").is_file():
+        flags.setdefault("item_graphs", available_item_graphs(kg))
     if variant == "lightgcn_pyg" and not (code / "gnn" / "lightgcn_baseline.py").read_text().count("PyGLightGCN"):
         raise MMKGError(f"{code} has no lightgcn_pyg baseline")
     args = [a for k, v in flags.items() for a in (f"--{k}", json.dumps(v) if isinstance(v, dict | bool) else str(v))]
@@ -63,7 +84,8 @@ def run_variant(kg: Path, variant: str, code: Path, out: Path, device: str = "au
     if os.waitstatus_to_exitcode(status) != 0:
         raise MMKGError(f"train.py failed ({variant} @ {code}); see {out / 'train.log'}")
     m = json.loads((out / "metrics.json").read_text())
-    return {"epoch_time_s": m["epoch_seconds"][0], "peak_rss_mb": usage.ru_maxrss / 1024,
+    return {"epoch_time_s": m["epoch_seconds"][0], "prepare_s": m.get("prepare_seconds"),
+            "peak_rss_mb": usage.ru_maxrss / 1024,
             "wall_s": time.perf_counter() - t0, "valid_ndcg@20": m["valid"][-1].get("ndcg@20")}
 
 
@@ -75,7 +97,8 @@ def render(data: dict) -> str:
         ours = rows.get("lightgcn")
         lines += [f"## {ds} ({data.get('sizes', {}).get(ds, '')}), measured {runs.get('_when', '?')}", "",
                   "| variant | code | epoch (s) | vs our LightGCN | peak RSS (MB) | vs our LightGCN "
-                  "| this code's speed-up | valid N@20 after 1 epoch |", "|---|---|---|---|---|---|---|---|"]
+                  "| this code's speed-up | valid N@20 after 1 epoch | prepare (s) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         order = list(VARIANTS)  # this code's rows first, in variant order, then the other code's
         for key, r in sorted(rows.items(), key=lambda kv: (" @ " in kv[0], order.index(kv[0].partition(" @ ")[0]))):
             variant, _, code = key.partition(" @ ")
@@ -86,7 +109,8 @@ def render(data: dict) -> str:
             nd = f"{r['valid_ndcg@20']:.4f}" if r.get("valid_ndcg@20") is not None else ""
             secs = f"{r['epoch_time_s']:.2f}" if r["epoch_time_s"] < 10 else f"{r['epoch_time_s']:.1f}"
             lines.append(f"| {VARIANTS[variant][0]} | {code or 'this'} | {secs} | {rt} | "
-                         f"{r['peak_rss_mb']:.0f} | {rm} | {up} | {nd} |")
+                         f"{r['peak_rss_mb']:.0f} | {rm} | {up} | {nd} | "
+                         f"{'' if r.get('prepare_s') is None else format(r['prepare_s'], '.1f')} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -62,9 +62,9 @@ def knn_graph(x: Tensor, k: int, present: Tensor | None = None, block: int = 102
     return symmetric_normalized(torch.cat(rows).numpy(), torch.cat(cols).numpy(), n)
 
 
-def co_entity_weights(kg_head: Tensor, kg_tail: Tensor, num_items: int):
-    """``scipy.sparse`` CSR ``[I, I]``: ``W[i, j] = sum_e idf(e)`` over the entities ``e`` both items link to
-    (either direction, distinct pairs), ``idf(e) = log(I / deg(e))``; zero diagonal."""
+def co_entity_incidence(kg_head: Tensor, kg_tail: Tensor, num_items: int):
+    """``(B, idf)``: ``scipy.sparse`` CSR ``B [I, E]``, ``B[i, e] = 1`` when item ``i`` links to entity ``e``
+    (either direction, distinct pairs), and ``idf [E] = log(I / deg(e))``."""
     import scipy.sparse as sp
 
     h, t = kg_head.detach().cpu().numpy().astype(np.int64), kg_tail.detach().cpu().numpy().astype(np.int64)
@@ -75,20 +75,33 @@ def co_entity_weights(kg_head: Tensor, kg_tail: Tensor, num_items: int):
     item, ent = key // max(n_ent, 1), key % max(n_ent, 1)
     deg = np.bincount(ent, minlength=n_ent).astype(np.float64)
     idf = np.log(num_items / np.maximum(deg, 1.0))
-    b = sp.csr_matrix((np.ones(item.size), (item, ent)), shape=(num_items, n_ent))
+    return sp.csr_matrix((np.ones(item.size), (item, ent)), shape=(num_items, n_ent)), idf
+
+
+def co_entity_weights(kg_head: Tensor, kg_tail: Tensor, num_items: int):
+    """``scipy.sparse`` CSR ``[I, I]``: ``W[i, j] = sum_e idf(e)`` over the entities ``e`` both items link to
+    (:func:`co_entity_incidence`); zero diagonal. Whole: for small graphs (:func:`co_entity_graph` builds it
+    block by block)."""
+    import scipy.sparse as sp
+
+    b, idf = co_entity_incidence(kg_head, kg_tail, num_items)
     w = (b @ sp.diags(idf) @ b.T).tocsr()
     w.setdiag(0.0)
     w.eliminate_zeros()
     return w
 
 
-def co_entity_graph(kg_head: Tensor, kg_tail: Tensor, num_items: int, k: int, block: int = 2048) -> Tensor:
+def co_entity_graph(kg_head: Tensor, kg_tail: Tensor, num_items: int, k: int, block: int = 512) -> Tensor:
     """The symmetric, normalised graph of each item's ``k`` heaviest co-entity neighbours
-    (:func:`co_entity_weights`; ties broken by the lower item id)."""
-    w = co_entity_weights(kg_head, kg_tail, num_items)
+    (:func:`co_entity_weights`; ties broken by the lower item id), ``block`` rows of ``W`` at a time: ``W`` is
+    never whole (popular entities make it dense: at 1M triples over 50k items it would not fit in memory)."""
+    import scipy.sparse as sp
+
+    b, idf = co_entity_incidence(kg_head, kg_tail, num_items)
+    bw, bt = (b @ sp.diags(idf)).tocsr(), b.T.tocsr()
     rows, cols = [], []
     for start in range(0, num_items, block):
-        r, c = top_k_edges(torch.from_numpy(w[start:start + block].toarray()), k, start)
+        r, c = top_k_edges(torch.from_numpy((bw[start:start + block] @ bt).toarray()), k, start)
         rows.append(r)
         cols.append(c)
     return symmetric_normalized(np.concatenate(rows), np.concatenate(cols), num_items)

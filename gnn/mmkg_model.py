@@ -31,21 +31,27 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from gnn.adjacency import mean_aggregation_matrix, spmm, transpose_csr, user_history_matrix
+from gnn.adjacency import spmm, transpose_csr, user_history_matrix
 from gnn.graph_inputs import GraphInputs
 from gnn.item_item_propagation import ItemItemPropagation
 from gnn.kg_propagation import KnowledgePropagation
-from gnn.losses import info_nce, transe_loss
+from gnn.mmkg_loss_terms import mmkg_loss_terms
 from gnn.mmkg_options import ITEM_MODALITIES, MMKGOptions, kept_entities
+from gnn.mmkg_structure import model_structure
 from gnn.modality_fusion import MultimodalEncoder
 from gnn.propagation import graph_rows, layer_mean
 from gnn.recommender import Batch, Rows, TrainableRecommender
+from gnn.user_content import user_content_operator
 
 __all__ = ["ITEM_MODALITIES", "MMKGModel", "MMKGOptions", "kept_entities"]
 
 
 def _with_transpose(a: Tensor) -> tuple[Tensor, Tensor]:
     return a, transpose_csr(a)
+
+
+def _plus(a: Tensor | None, b: Tensor | None) -> Tensor:
+    return b if a is None else a if b is None else a + b  # type: ignore[return-value]
 
 
 class MMKGModel(TrainableRecommender):
@@ -139,27 +145,16 @@ class MMKGModel(TrainableRecommender):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _structure(self, inputs: GraphInputs) -> dict:
-        """Kept entities, the KG slot graphs and the profile mean operator (built once per inputs)."""
-        kept = self.kept_entity_ids.to(inputs.kg_head.device)
-        remap = torch.full((inputs.num_entities,), -1, dtype=torch.long, device=kept.device)
-        remap[kept] = torch.arange(kept.numel(), device=kept.device)
-        st: dict = {"kept": kept}
-        ni = self.num_items
+        """Kept entities, KG slot graphs, profile operator (:func:`gnn.mmkg_structure.model_structure`)."""
+        return model_structure(self, inputs)
 
-        def local(node: Tensor) -> tuple[Tensor, Tensor]:
-            ent = remap[(node - ni).clamp(min=0)]
-            return torch.where(node < ni, node, ent + ni), (node < ni) | (ent >= 0)
-
-        (head, ok_h), (tail, ok_t) = local(inputs.kg_head), local(inputs.kg_tail)
-        ok = ok_h & ok_t
-        if self.kg is not None and bool(ok.any()):
-            st["slots"] = self.kg.prepare(head[ok], tail[ok], inputs.kg_rel[ok], ni + kept.numel(), ni)
-        if self.profile_proj is not None and inputs.profile_user.numel():
-            ent = remap[inputs.profile_entity]
-            agg = mean_aggregation_matrix(inputs.profile_user[ent >= 0], ent[ent >= 0], self.num_users,
-                                          self.num_entities)
-            st["profile"] = (agg, transpose_csr(agg))
-        return st
+    def prepare(self, inputs: GraphInputs) -> None:
+        """The KG slot graphs, the profile operator, the users' text operator and the item-item graphs."""
+        if self.entity_encoder is not None:
+            self._cached("structure", inputs, lambda: self._structure(inputs))
+        self._user_views(inputs)
+        if self.item_graphs is not None:
+            self.item_graphs.graphs(inputs)
 
     def _cached(self, name: str, inputs: GraphInputs, build):
         hit = self._cache.get(name)
@@ -170,7 +165,10 @@ class MMKGModel(TrainableRecommender):
     def _user_views(self, inputs: GraphInputs) -> dict[str, tuple[Tensor, Tensor]]:
         views: dict[str, tuple[Tensor, Tensor]] = {}
         if "content" in self.user_encoder.modalities:
-            views["content"] = (inputs.user_content, inputs.user_content_mask)
+            hit = self._cache.get("user_content")  # the mean item text, projected through the mean
+            if hit is None or hit[0] is not inputs.user_content:
+                hit = self._cache["user_content"] = (inputs.user_content, user_content_operator(inputs))
+            views["content"] = (hit[1] or inputs.user_content, inputs.user_content_mask)
         if "profile_text" in self.user_encoder.modalities:
             views["profile_text"] = inputs.feature("user.profile_text")  # type: ignore[assignment]
         return views
@@ -185,40 +183,74 @@ class MMKGModel(TrainableRecommender):
             keep = keep & (torch.rand(keep.shape, device=keep.device) >= self.options.item_id_dropout)
         return keep
 
-    def embed(self, inputs: GraphInputs, batch_rows: Rows | None = None) -> dict[str, Tensor]:
-        """Every intermediate representation: ``item_ego [I, d]``, ``entity_ego [N, d]`` (if any),
-        ``item_kg [I, d]``, ``user_ego [U, d]``, ``user [U, d]``, ``item [I, d]``, plus the item views
-        (``user`` / ``item`` exact at ``batch_rows`` only when given: see :mod:`gnn.propagation`)."""
+    reusable_content = ("item_content", "item_kg_term", "item_graph_term", "user_content")
+
+    def content_terms(self, inputs: GraphInputs) -> dict[str, Tensor]:
+        """The content side of the propagation's input, as :meth:`embed` adds it to the ID embeddings:
+        ``item_content`` (gated item content), ``item_kg_term`` (gated KG propagation), ``user_content`` (gated user
+        content plus the profile term), each ``[rows, d]`` when the model has it (:attr:`reusable_content`); and
+        ``item_ego`` / ``entity_ego`` / ``view.*`` of this call. Training may reuse the reusable ones over a few
+        steps (``content`` of :meth:`embed`, ``--content_refresh``)."""
         out: dict[str, Tensor] = {}
         item_feats = {m: inputs.feature(ITEM_MODALITIES[m]) for m in self.item_encoder.modalities}
-        item_ego, views = self.item_encoder(item_feats, self._item_id_keep())
-        out.update({f"view.{k}": v for k, v in views.items()})
+        added, fused, views = self.item_encoder.content(item_feats)
+        ids = self.item_encoder.id_emb.weight if self.item_encoder.id_emb is not None else None
+        out.update({f"view.{k}": v for k, v in views.items()}, **({"view.id": ids} if ids is not None else {}))
+        item_ego = ids if added is None else added if ids is None else ids + added
+        keep = self._item_id_keep() if ids is not None else None
+        if keep is not None:  # rows without their ID: the fused content, ungated
+            item_ego = torch.where(keep.unsqueeze(1), item_ego, fused if fused is not None else torch.zeros_like(ids))
+        if added is not None:
+            out["item_content"] = added
         out["item_ego"] = item_ego
-        entity_ego = None
         st = self._cached("structure", inputs, lambda: self._structure(inputs)) \
             if self.entity_encoder is not None else {}
+        entity_ego = None
         if self.entity_encoder is not None:
             ent_feats = {}
             if self.entity_encoder.modalities:
                 x, present = inputs.feature("entity.text")  # type: ignore[misc]
                 ent_feats["text"] = (x[st["kept"]], present[st["kept"]])
-            entity_ego, _ = self.entity_encoder(ent_feats)
-            out["entity_ego"] = entity_ego
-        item_kg = item_ego
+            entity_ego = out["entity_ego"] = self.entity_encoder(ent_feats)[0]
         if self.kg is not None and entity_ego is not None and "slots" in st:
-            item_kg = item_ego + self.kg_gate * self.kg(torch.cat([item_ego, entity_ego], dim=0), st["slots"])
-        out["item_kg"] = item_kg
-        if self.item_graphs is not None and self.options.item_graph_stage == "pre":
-            item_kg = item_kg + self.item_graphs(out["item_kg"], inputs)
-        user_ego, _ = self.user_encoder(self._user_views(inputs))
+            out["item_kg_term"] = self.kg_gate * self.kg(torch.cat([item_ego, entity_ego], dim=0), st["slots"])
+        if self.item_graphs is not None:
+            out["item_graph_term"] = self.item_graphs(_plus(item_ego, out.get("item_kg_term")), inputs)
+        user = self.user_encoder.content(self._user_views(inputs))[0]
         if self.profile_proj is not None and entity_ego is not None and "profile" in st:
-            user_ego = user_ego + self.profile_proj(spmm(st["profile"][0], entity_ego, st["profile"][1]))
-        out["user_ego"] = user_ego
+            profile = self.profile_proj(spmm(st["profile"][0], entity_ego, st["profile"][1]))
+            user = profile if user is None else user + profile
+        if user is not None:
+            out["user_content"] = user
+        return out
+
+    def embed(self, inputs: GraphInputs, batch_rows: Rows | None = None,
+              content: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Every intermediate representation: ``item_ego [I, d]``, ``entity_ego [N, d]`` (if any),
+        ``item_kg [I, d]``, ``user_ego [U, d]``, ``user [U, d]``, ``item [I, d]``, plus the item views
+        (``user`` / ``item`` exact at ``batch_rows`` only when given: see :mod:`gnn.propagation`). ``content``:
+        the :attr:`reusable_content` terms of an earlier :meth:`content_terms` call, added to the current ID
+        embeddings instead of computing them (no item ID dropout then)."""
+        item_ids = self.item_encoder.id_emb.weight if self.item_encoder.id_emb is not None else None
+        user_ids = self.user_encoder.id_emb.weight if self.user_encoder.id_emb is not None else None
+        if content is None:
+            out = self.content_terms(inputs)
+            item_ego = out["item_ego"]
+        else:
+            if self.trained_items is not None:
+                raise ValueError("reused content terms cannot be combined with item ID dropout")
+            out = dict(content)
+            item_ego = _plus(item_ids, content.get("item_content"))
+            out["item_ego"] = item_ego
+        item_kg = out["item_kg"] = _plus(item_ego, out.get("item_kg_term"))
+        if self.item_graphs is not None and self.options.item_graph_stage == "pre":
+            item_kg = item_kg + out["item_graph_term"]
+        user_ego = out["user_ego"] = _plus(user_ids, out.get("user_content"))
         rows = None if batch_rows is None else graph_rows(batch_rows.users, batch_rows.items, self.num_users)
         final = layer_mean(inputs.ui_adj, torch.cat([user_ego, item_kg], dim=0), self.options.num_layers, rows)
         user, item = final.split([self.num_users, self.num_items])  # (two slices: two [U+I, d] zero grads)
         if self.item_graphs is not None and self.options.item_graph_stage == "post":
-            item = item + self.item_graphs(out["item_kg"], inputs)
+            item = item + out["item_graph_term"]
         if self.context is not None:
             hist, hist_t = self._cached("history", inputs, lambda: _with_transpose(user_history_matrix(
                 inputs.train_user, inputs.train_item, self.num_users, self.num_items)))
@@ -232,9 +264,10 @@ class MMKGModel(TrainableRecommender):
 
     supports_rows = True
 
-    def forward(self, inputs: GraphInputs, rows: Rows | None = None) -> tuple[Tensor, Tensor]:
-        """``(user_emb [U, d], item_emb [I, d])`` (exact at ``rows`` only when given)."""
-        out = self.embed(inputs, rows)
+    def forward(self, inputs: GraphInputs, rows: Rows | None = None,
+                content: dict[str, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """``(user_emb [U, d], item_emb [I, d])`` (exact at ``rows`` only when given; ``content``: :meth:`embed`)."""
+        out = self.embed(inputs, rows, content)
         self._last = out
         return out["user"], out["item"]
 
@@ -258,27 +291,6 @@ class MMKGModel(TrainableRecommender):
         return found
 
     def loss_terms(self, inputs: GraphInputs, user_emb: Tensor, item_emb: Tensor, batch: Batch) -> dict[str, Tensor]:
-        """Weighted cross-modal InfoNCE over the batch's positive items and the TransE KG loss."""
-        terms: dict[str, Tensor] = {}
-        o = self.options
-        last = getattr(self, "_last", None)
-        if o.contrastive_weight > 0 and last is not None:
-            items = torch.unique(batch.pos)
-            collab = item_emb[items]
-            total = collab.sum() * 0.0
-            for m in self.item_encoder.modalities:
-                _, present = inputs.feature(ITEM_MODALITIES[m])  # type: ignore[misc]
-                total = total + info_nce(last[f"view.{m}"][items], collab, o.contrastive_temperature, present[items])
-            if {"text", "image"} <= set(self.item_encoder.modalities):
-                both = inputs.feature("item.text")[1][items] & inputs.feature("item.image")[1][items]
-                total = total + info_nce(last["view.text"][items], last["view.image"][items],
-                                         o.contrastive_temperature, both)
-            terms["contrastive"] = o.contrastive_weight * total
-        if self.transe_rel is not None and last is not None and inputs.kg_head.numel():
-            n = batch.users.numel()
-            pick = torch.randint(inputs.kg_head.numel(), (n,), device=inputs.kg_head.device)
-            x = torch.cat([last["item_ego"], last["entity_ego"]], dim=0)
-            neg = torch.randint(x.shape[0], (n,), device=x.device)
-            h, t, r = inputs.kg_head[pick], inputs.kg_tail[pick], inputs.kg_rel[pick]
-            terms["kg"] = o.kg_loss_weight * transe_loss(x[h], self.transe_rel(r), x[t], x[neg])
-        return terms
+        """Weighted cross-modal InfoNCE over the batch's positive items and the TransE KG loss
+        (:func:`gnn.mmkg_loss_terms.mmkg_loss_terms`)."""
+        return mmkg_loss_terms(self, inputs, item_emb, batch, getattr(self, "_last", None))

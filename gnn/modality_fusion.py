@@ -13,6 +13,9 @@ import math
 import torch
 from torch import Tensor, nn
 
+from gnn.adjacency import spmm
+from gnn.user_content import MeanOfRows
+
 
 class ModalityProjection(nn.Module):
     """``Linear -> LayerNorm``-free two-layer projection of one modality's features into width ``d``.
@@ -35,8 +38,14 @@ class ModalityProjection(nn.Module):
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``[N, D] -> [N, d]``."""
+    def forward(self, x: Tensor | MeanOfRows) -> Tensor:
+        """``[N, D] -> [N, d]``; for :class:`~gnn.user_content.MeanOfRows` ``op @ x`` (without input dropout while
+        training), the first layer runs on ``x``'s rows and the mean after it (same values)."""
+        if isinstance(x, MeanOfRows):
+            if self.training and self.dropout.p > 0:
+                return self.forward(torch.sparse.mm(x.op, x.x.float()))
+            h = spmm(x.op, x.x.float() @ self.lin1.weight.T, x.op_t) + self.lin1.bias
+            return self.lin2(torch.tanh(h))
         return self.lin2(torch.tanh(self.lin1(self.dropout(x))))
 
 
@@ -133,20 +142,29 @@ class MultimodalEncoder(nn.Module):
             ``(out [N, d], views)`` with ``views`` modality -> ``[N, d]`` projection (``"id"`` included),
             used by the cross-modal contrastive loss. Rows without any view are zero.
         """
+        added, content, views = self.content(features)
+        ids = None if self.id_emb is None else self.id_emb.weight
+        if ids is not None:
+            views["id"] = ids
+        out = ids if added is None else added if ids is None else ids + added
+        if id_keep is not None and ids is not None:  # rows without their ID: the fused content, ungated
+            out = torch.where(id_keep.unsqueeze(1), out, content if content is not None else torch.zeros_like(out))
+        return out, views
+
+    def content(self, features: dict[str, tuple[Tensor, Tensor]]
+                ) -> tuple[Tensor | None, Tensor | None, dict[str, Tensor]]:
+        """``(added, fused, views)``: what the content adds to the ID embedding (``gate * fused``; ``fused`` itself
+        without IDs; ``None`` without modalities), the fused content ``[N, d]`` and the projected views."""
         views: dict[str, Tensor] = {}
         masks: list[Tensor] = []
         for m in self.modalities:
             x, present = features[m]
-            views[m] = self.proj[m](x.float())
+            views[m] = self.proj[m](x if isinstance(x, MeanOfRows) else x.float())
             masks.append(present)
-        ids = None if self.id_emb is None else self.id_emb.weight
-        if ids is not None:
-            views["id"] = ids
-        content = self.fuse([views[m] for m in self.modalities], masks)
-        out = self._add_ids(content, ids)
-        if id_keep is not None and ids is not None:  # rows without their ID: the fused content, ungated
-            out = torch.where(id_keep.unsqueeze(1), out, content if content is not None else torch.zeros_like(out))
-        return out, views
+        fused = self.fuse([views[m] for m in self.modalities], masks)
+        if fused is None or self.gate is None:
+            return fused, fused, views
+        return self.gate * fused, fused, views
 
     def fuse(self, views: list[Tensor], masks: list[Tensor]) -> Tensor | None:
         """Fuse projected ``views`` (``[n, d]`` each, in :attr:`modalities` order, ``masks`` ``[n]`` bool):

@@ -56,6 +56,11 @@ class TrainableRecommender(nn.Module, ABC):
     those users' and items' rows, which is all a step reads (its ranking loss, :meth:`loss_terms` and
     :meth:`positive_score_correction` read the batch's rows only); a model may skip work for the others."""
 
+    def prepare(self, inputs: GraphInputs) -> None:
+        """Build what the model derives from ``inputs`` once (graph structure, frozen item-item graphs), before
+        the first training step (``train.py`` times it apart from the epochs); default: nothing. Forward builds
+        it too when it is missing or the inputs changed."""
+
     @abstractmethod
     def forward(self, inputs: GraphInputs) -> tuple[Tensor, Tensor]:
         """Final embeddings ``(user_emb [U, d], item_emb [I, d])``; ``score(u, i) = <user_emb[u], item_emb[i]>``."""

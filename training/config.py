@@ -76,6 +76,7 @@ class TrainConfig:
     lr: float = 1e-3  # Adam learning rate
     weight_decay: float = 0.0  # Adam weight decay (all parameters)
     ema_decay: float = 0.0  # > 0: validate, select and keep an exponential moving average of the weights
+    content_refresh: int = 1  # mmkg: compute the content / KG terms every N steps, reuse them between (1: every step)
     # ---- validation, early stopping
     eval_every: int = 5  # validate every N epochs
     patience: int = 5  # stop after this many validations without improvement
@@ -216,7 +217,7 @@ def check_config(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {getattr(cfg, key)!r}")
     if not cfg.kg:
         raise ConfigError("no KG directory: pass --kg DIR (or set kg in the config file)")
-    for key in ("epochs", "batch_size", "eval_every", "patience", "num_negatives", "embedding_dim"):
+    for key in ("epochs", "batch_size", "eval_every", "patience", "num_negatives", "embedding_dim", "content_refresh"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}")
     for key in ("ema_decay", "item_id_dropout", "item_graph_dropout"):
@@ -233,6 +234,11 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError("item_graph_k and item_graph_layers must be >= 1")
     if cfg.item_id_dropout > 0 and not cfg.use_id:
         raise ConfigError("item_id_dropout drops item ID embeddings: it needs use_id true")
+    clash = [k for k, on in (("model other than mmkg", cfg.model != "mmkg"), ("item_id_dropout", cfg.item_id_dropout),
+                             ("contrastive_weight", cfg.contrastive_weight), ("kg_loss_weight", cfg.kg_loss_weight),
+                             ("distributed", cfg.distributed)) if on]
+    if cfg.content_refresh > 1 and clash:
+        raise ConfigError(f"content_refresh > 1 reuses the mmkg content terms across steps: not with {clash[0]}")
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:

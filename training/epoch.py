@@ -1,4 +1,14 @@
-"""One training epoch: mini-batches of the training edges, ranking loss plus the model's own terms."""
+"""One training epoch: mini-batches of the training edges, ranking loss plus the model's own terms.
+
+``--content_refresh N`` (> 1, the full model): the content side of the propagation's input (projected text /
+image, the KG propagation, user content and profile: :meth:`~gnn.mmkg_model.MMKGModel.content_terms`) is
+computed on the first step of every window of ``N`` steps and reused on the others, added to the current ID
+embeddings; each step's gradient with respect to those terms is summed over the window and sent back through
+their graph once, on its last step, before that step's optimiser update. The content parameters therefore take
+one update per window (from ``N`` batches' gradient; Adam skips them in between, their gradient is ``None``),
+the ID embeddings and the item-item graphs every step; the KG term sees the ID embeddings of the window's first
+step. With ``N = 1`` every step computes everything (the exact gradient).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +42,14 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
     every_item = sampler.candidates.to(dev) if cfg.loss == "full_softmax" else None  # (cold items excluded)
     sums: dict[str, float] = {}
     steps = range(0, perm.numel(), cfg.batch_size)
-    for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not cfg.progress or rank):
+    window = cfg.content_refresh if hasattr(core, "content_terms") else 1
+    content = reused = None  # this window's content terms (with their graph) and the detached leaves steps use
+    for step, start in enumerate(tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False,
+                                      disable=not cfg.progress or rank)):
+        if window > 1 and step % window == 0:
+            content = {k: v for k, v in core.content_terms(inputs).items() if k in core.reusable_content}
+            reused = {k: v.detach().requires_grad_() for k, v in content.items()}
+        extra = {"content": reused} if reused is not None else {}
         idx = perm[start: start + cfg.batch_size].to(dev)
         users, pos = inputs.train_user[idx], inputs.train_item[idx]
         if every_item is not None:  # full softmax: every item is a negative (own ones masked below)
@@ -42,9 +59,9 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
         else:
             neg = sampler.sample(users, cfg.num_negatives, gen).to(dev)
         if core.supports_rows and every_item is None:  # only the batch's rows need be exact
-            user_emb, item_emb = model(inputs, rows=Rows(users, torch.cat([pos, neg.reshape(-1)])))
+            user_emb, item_emb = model(inputs, rows=Rows(users, torch.cat([pos, neg.reshape(-1)])), **extra)
         else:
-            user_emb, item_emb = model(inputs)
+            user_emb, item_emb = model(inputs, **extra)
         u = user_emb[users]
         s_pos = (u * item_emb[pos]).sum(-1)
         batch = Batch(users, pos, neg)
@@ -64,6 +81,10 @@ def train_epoch(model, core: TrainableRecommender, inputs: GraphInputs, sampler:
         loss = sum(terms.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if reused is not None and (step % window == window - 1 or step == len(steps) - 1):
+            done = [k for k in content if reused[k].grad is not None]  # the window's summed gradient, sent back once
+            torch.autograd.backward([content[k] for k in done], [reused[k].grad for k in done])
+            content = reused = None
         opt.step()
         if ema is not None:
             ema.update_parameters(core)
