@@ -76,7 +76,7 @@ class TrainConfig:
     lr: float = 1e-3  # Adam learning rate
     weight_decay: float = 0.0  # Adam weight decay (all parameters)
     ema_decay: float = 0.0  # > 0: validate, select and keep an exponential moving average of the weights
-    content_refresh: int = 1  # mmkg: compute the content / KG terms every N steps, reuse them between (1: every step)
+    content_refresh: int = 1  # mmkg: content / KG / item-graph terms every N steps, reused between (training/epoch.py)
     # ---- validation, early stopping
     eval_every: int = 5  # validate every N epochs
     patience: int = 5  # stop after this many validations without improvement

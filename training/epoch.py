@@ -1,12 +1,13 @@
 """One training epoch: mini-batches of the training edges, ranking loss plus the model's own terms.
 
 ``--content_refresh N`` (> 1, the full model): the content side of the propagation's input (projected text /
-image, the KG propagation, user content and profile: :meth:`~gnn.mmkg_model.MMKGModel.content_terms`) is
+image, the KG propagation, the item-item graph propagation, user content and profile:
+:meth:`~gnn.mmkg_model.MMKGModel.content_terms`) is
 computed on the first step of every window of ``N`` steps and reused on the others, added to the current ID
 embeddings; each step's gradient with respect to those terms is summed over the window and sent back through
 their graph once, on its last step, before that step's optimiser update. The content parameters therefore take
 one update per window (from ``N`` batches' gradient; Adam skips them in between, their gradient is ``None``),
-the ID embeddings and the item-item graphs every step; the KG term sees the ID embeddings of the window's first
+the ID embeddings every step; the KG and item-item graph terms see the ID embeddings of the window's first
 step. With ``N = 1`` every step computes everything (the exact gradient).
 """
 
