@@ -187,8 +187,9 @@ class MMKGModel(TrainableRecommender):
 
     def content_terms(self, inputs: GraphInputs) -> dict[str, Tensor]:
         """The content side of the propagation's input, as :meth:`embed` adds it to the ID embeddings:
-        ``item_content`` (gated item content), ``item_kg_term`` (gated KG propagation), ``user_content`` (gated user
-        content plus the profile term), each ``[rows, d]`` when the model has it (:attr:`reusable_content`); and
+        ``item_content`` (gated item content), ``item_kg_term`` (gated KG propagation), ``item_graph_term`` (item-item
+        graph propagation), ``user_content`` (gated user content plus the profile term), each ``[rows, d]`` when the
+        model has it (:attr:`reusable_content`); and
         ``item_ego`` / ``entity_ego`` / ``view.*`` of this call. Training may reuse the reusable ones over a few
         steps (``content`` of :meth:`embed`, ``--content_refresh``)."""
         out: dict[str, Tensor] = {}
