@@ -40,5 +40,6 @@ def test_render_shows_the_one_time_preparation():
                                "all_refresh8": {"epoch_time_s": 80.0, "peak_rss_mb": 5000.0, "prepare_s": 105.6},
                                "_when": "now"}}}
     md = render(data)
-    row = "| Full model: all parts, content terms reused for 8 steps | this | 80.0 | 1.60x | 5000 | 1.67x |  |  | 105.6 |"
+    row = ("| Full model: all parts, content terms reused for 8 steps | this | 80.0 | 1.60x | 5000 | 1.67x |  |  "
+           "| 105.6 |")
     assert row in md
