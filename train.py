@@ -1,7 +1,7 @@
 """Train a recommender on a saved KG, select it on validation NDCG@20, test it once, export embeddings.
 
     python train.py --config configs/ml100k.toml [--key value ...]
-    torchrun --nproc_per_node 2 train.py --config configs/ml100k.toml --distributed true
+    torchrun --nproc_per_node 2 train.py --config configs/ml100k.toml --distributed true --content_refresh 1
 
 Read top to bottom: config (training/config.py) -> data (KG, split, features, GraphInputs from the TRAINING
 interactions only) -> model ("mmkg" or a baseline; training/model_factory.py) -> epochs of BPR / softmax

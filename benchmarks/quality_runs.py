@@ -22,8 +22,9 @@ FULL = {"config": "configs/ml100k.toml"}  # the full model as its authors config
 # ablations, cold start and scale were measured at the previous tuning point (before weight averaging was
 # selected); pinned so their rows stay those runs. KEY_DEFAULTS: fields newer than cached runs, left out of a
 # run's key while at their default.
-PREV = {"lr": 0.002, "ema_decay": 0.0}
-KEY_DEFAULTS = {"ema_decay": 0.0, "item_id_dropout": 0.0}
+# content_refresh 1: those rows compute every step, as measured (and the cold rows' item ID dropout needs it).
+PREV = {"lr": 0.002, "ema_decay": 0.0, "content_refresh": 1}
+KEY_DEFAULTS = {"ema_decay": 0.0, "item_id_dropout": 0.0, "content_refresh": 1}
 
 
 def train_run(kg: Path, flags: dict, tag: str, key_extra: str | None = None) -> dict:
@@ -58,3 +59,16 @@ def train_run(kg: Path, flags: dict, tag: str, key_extra: str | None = None) -> 
         (out / "peak_rss_mb").write_text(f"{usage.ru_maxrss / 1024:.1f}")
     rss = float((out / "peak_rss_mb").read_text())
     return json.loads(done.read_text()) | {"peak_rss_mb": rss, "out": str(out), "config": effective}
+
+
+def available_item_graphs(kg: Path, config: Path = ROOT / "configs" / "ml100k.toml") -> str:
+    """The config's item-item graphs whose feature ``kg`` has (the scale graph has text only): the full model
+    builds the graphs it can, as it uses the modalities it has."""
+    import tomllib
+
+    from gnn.item_item_graphs import GRAPH_FEATURES
+
+    names = tomllib.loads(config.read_text()).get("model", {}).get("item_graphs", "")
+    have = set(json.loads((kg / "features" / "features.json").read_text())["counts"]) \
+        if (kg / "features" / "features.json").is_file() else set()
+    return ",".join(g for g in names.split(",") if g and (g == "kg" or GRAPH_FEATURES.get(g) in have))

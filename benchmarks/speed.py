@@ -11,10 +11,11 @@ generated graph of ``benchmarks/quality.py``: 100k users, 50k items, 1M interact
 random text), both at batch 8192 as quality.py's scale row. Variants: ``lightgcn`` (ours, 3 layers, BPR, as the
 scale row), ``lightgcn_pyg`` (PyG's ``LightGCN`` as shipped, fed the fastest adjacency it takes without
 torch-sparse), the full model (configs/ml100k.toml with quality.py's ablation overrides) with ``id_only``,
-``kg`` (+ KG and profile), ``text`` (+ text), ``image`` (+ image), ``all`` (every part: the scale row's config),
-``all_refresh8`` (``all`` with ``--content_refresh 8``: content / KG / item-graph terms computed every 8th step,
-training/epoch.py). The item-item graphs are those of the config whose features the dataset has; their one-time
-build (``prepare``) is timed apart from the epoch.
+``kg`` (+ KG and profile), ``text`` (+ text), ``image`` (+ image), ``all`` (every part, the content terms every
+step), ``all_refresh8`` (``all`` with ``--content_refresh 8``, as the default: content / KG / item-graph terms
+computed every 8th step, training/epoch.py; the scale row's config), and ``default`` / ``default_every_step``
+(configs/ml100k.toml as is / with ``--content_refresh 1``). The item-item graphs are those of the config whose
+features the dataset has; their one-time build (``prepare``) is timed apart from the epoch.
 ``--old-code DIR`` also runs ``--old-variants`` with another checkout's train.py and code (``PYTHONPATH=DIR``),
 rows marked with it and a column of this code's speed-up over it, same variant, same run. Each invocation
 replaces the tables of the datasets it runs (every ratio from one run) in ``benchmarks/results/speed.json``;
@@ -32,7 +33,7 @@ import time
 from pathlib import Path
 
 from benchmarks.quality import FAMILIES, write_scale_graph
-from benchmarks.quality_runs import RESULTS, ROOT, WORK
+from benchmarks.quality_runs import RESULTS, ROOT, WORK, available_item_graphs
 from kg.errors import MMKGError
 
 COMMON = {"threads": 1, "progress": False, "tensorboard": False, "test_resamples": 0, "ks": "10,20", "epochs": 1,
@@ -45,23 +46,13 @@ VARIANTS = {"lightgcn": ("LightGCN (ours)", {"model": "lightgcn", **LIGHTGCN}),
             "text": ("Full model: ID + KG + text", FAMILIES["text"][1]),
             "image": ("Full model: ID + KG + text + image",
                       {**FAMILIES["image"][1], "use_clip_text": False}),
-            "all": ("Full model: all parts (the scale row)", FAMILIES["image"][1]),
-            "all_refresh8": ("Full model: all parts, content terms reused for 8 steps",
-                             {**FAMILIES["image"][1], "content_refresh": 8})}
+            "all": ("Full model: all parts, content terms every step", FAMILIES["image"][1]),
+            "all_refresh8": ("Full model: all parts, content terms reused for 8 steps (the default; the scale row)",
+                             {**FAMILIES["image"][1], "content_refresh": 8}),
+            "default": ("Full model: configs/ml100k.toml as is", FAMILIES["full"][1]),
+            "default_every_step": ("Full model: configs/ml100k.toml, content terms every step",
+                                   FAMILIES["every_step"][1])}
 DATASETS = ("ml100k", "scale")
-
-
-def available_item_graphs(kg: Path, config: Path = ROOT / "configs" / "ml100k.toml") -> str:
-    """The config's item-item graphs whose feature ``kg`` has (the scale graph has text only): the full model
-    builds the graphs it can, as it uses the modalities it has."""
-    import tomllib
-
-    from gnn.item_item_graphs import GRAPH_FEATURES
-
-    names = tomllib.loads(config.read_text()).get("model", {}).get("item_graphs", "")
-    have = set(json.loads((kg / "features" / "features.json").read_text())["counts"]) \
-        if (kg / "features" / "features.json").is_file() else set()
-    return ",".join(g for g in names.split(",") if g and (g == "kg" or GRAPH_FEATURES.get(g) in have))
 
 
 def run_variant(kg: Path, variant: str, code: Path, out: Path, device: str = "auto", extra: dict | None = None) -> dict:

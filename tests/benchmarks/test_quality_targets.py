@@ -30,8 +30,14 @@ def test_goal_lines_from_hand_made_rows() -> None:
             "1": {"random": {"cold/recall@20": 0.2}, "content-kNN": {"cold/recall@20": 0.3},
                   "full model": {"cold/recall@20": 0.58, "cold valid/recall@20": 0.3},
                   "full model, content only": {"cold/recall@20": 0.35, "cold valid/recall@20": 0.4}}}
-    scale = {"0": {"full model": {"peak_rss_mb": 9000.0}, "LightGCN": {"peak_rss_mb": 3000.0}}}
+    scale = {"0": {"full model": {"peak_rss_mb": 5000.0, "epoch_time_s": 150.0},
+                   "LightGCN": {"peak_rss_mb": 3000.0, "epoch_time_s": 80.0}, "ratio_full_over_lightgcn": 150 / 80},
+             "1": {"full model": {"peak_rss_mb": 9000.0, "epoch_time_s": 300.0},
+                   "LightGCN": {"peak_rss_mb": 3000.0, "epoch_time_s": 100.0}, "ratio_full_over_lightgcn": 3.0}}
     lines = target_lines(models, "Full", cold, scale)
+    assert "- generated graph (seed 0): peak RSS 5000 MB (goal < 8192 MB: met; issue 14: < 6144 MB: met)" in lines
+    assert "- generated graph (seed 0): epoch full model / LightGCN, same run: 1.88x (goal <= 2.0x: met); " \
+        "LightGCN's epoch 80.0 s (goal <= 81 s: met)" in lines
     assert "- Full, test recall@20 / LightGCN's: 1.050x (goal >= 1.05x: met)" in lines
     assert "- Full, test ndcg@20 / LightGCN's: 1.100x (goal >= 1.05x: met)" in lines
     assert "- Full, test recall@20 0.4200 vs EASE 0.4100 (goal: above: met)" in lines
@@ -49,4 +55,7 @@ def test_goal_lines_from_hand_made_rows() -> None:
                "86% of the oracle's = 3.00x random 0.2000 (2.00x content-kNN 0.3000)" in line for line in lines)
     assert "- cold start, `content-kNN + prior` (reference): test R@20 0.3900 = 1.30x content-kNN, 56% of the " \
         "oracle's" in lines
-    assert "- generated graph (seed 0): peak RSS 9000 MB (goal < 8192 MB: **missed**)" in lines
+    assert "- generated graph (seed 1): peak RSS 9000 MB (goal < 8192 MB: **missed**; issue 14: < 6144 MB: " \
+        "**missed**)" in lines
+    assert "- generated graph (seed 1): epoch full model / LightGCN, same run: 3.00x (goal <= 2.0x: **missed**); " \
+        "LightGCN's epoch 100.0 s (goal <= 81 s: **missed**)" in lines

@@ -1,8 +1,7 @@
 """benchmarks/speed.py without running train.py: its variants are valid train.py configs, the table's ratios."""
 
-import json
 
-from benchmarks.speed import COMMON, VARIANTS, available_item_graphs, render
+from benchmarks.speed import COMMON, VARIANTS, render
 from training.config import parse_config
 
 
@@ -22,17 +21,8 @@ def test_render_gives_ratios_against_our_lightgcn_and_the_old_code():
                                "_when": "now"}}, "sizes": {"scale": "big"}}
     md = render(data)
     assert md.index("| LightGCN (ours) | this") < md.index("| Full model: all") < md.index("| LightGCN (ours) | /old")
-    assert "| Full model: all parts (the scale row) | this | 150.0 | 3.00x | 4500 | 1.50x |  | 0.0300 |" in md
+    assert "| Full model: all parts, content terms every step | this | 150.0 | 3.00x | 4500 | 1.50x |  | 0.0300 |" in md
     assert "| LightGCN (ours) | /old | 160.0 | 3.20x | 3300 | 1.10x | 3.20x |  |" in md
-
-
-def test_item_graphs_are_the_configs_whose_features_the_dataset_has(tmp_path):
-    config = tmp_path / "c.toml"
-    config.write_text('[model]\nitem_graphs = "text,image,clip_text,kg"\n')
-    (tmp_path / "kg" / "features").mkdir(parents=True)
-    (tmp_path / "kg" / "features" / "features.json").write_text(json.dumps({"counts": {"item.text": 5}}))
-    assert available_item_graphs(tmp_path / "kg", config) == "text,kg"
-    assert available_item_graphs(tmp_path / "none", config) == "kg"  # no features at all: the KG graph only
 
 
 def test_render_shows_the_one_time_preparation():
@@ -40,6 +30,6 @@ def test_render_shows_the_one_time_preparation():
                                "all_refresh8": {"epoch_time_s": 80.0, "peak_rss_mb": 5000.0, "prepare_s": 105.6},
                                "_when": "now"}}}
     md = render(data)
-    row = ("| Full model: all parts, content terms reused for 8 steps | this | 80.0 | 1.60x | 5000 | 1.67x |  |  "
-           "| 105.6 |")
+    row = ("| Full model: all parts, content terms reused for 8 steps (the default; the scale row) | this | 80.0 "
+           "| 1.60x | 5000 | 1.67x |  |  | 105.6 |")
     assert row in md
