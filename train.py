@@ -6,9 +6,11 @@
 Read top to bottom: config (training/config.py) -> data (KG, split, features, GraphInputs from the TRAINING
 interactions only) -> model ("mmkg" or a baseline; training/model_factory.py) -> epochs of BPR / softmax
 mini-batches over the training edges (training/epoch.py; each process a shard under --distributed) ->
-validation every ``eval_every`` epochs with early stopping (never the test set) -> the best-validation
-checkpoint is tested once. Writes into ``--out`` (training/checkpoints.py): ``last.pt`` (every epoch, for
---resume), ``best.pt``, ``metrics.json``, ``embeddings.safetensors`` + ``ids.json`` (serving), ``tb/``
+validation every ``eval_every`` epochs with early stopping (never the test set) -> with ``ease_blend``, a
+closed-form item-item branch added to its scores, L2 and weight chosen on validation
+(evaluation/closed_form_selection.py) -> the best-validation checkpoint is tested once. Writes into ``--out``
+(training/checkpoints.py): ``last.pt`` (every epoch, for --resume), ``best.pt`` (with the branch's ``B``),
+``metrics.json``, ``embeddings.safetensors`` + ``ids.json`` (serving; the dot-product part only), ``tb/``
 (TensorBoard). Checkpoints hold only tensors / dicts / lists / str / numbers (``torch.load(weights_only=True)``)
 and are written to a temporary file, then renamed.
 """
@@ -27,6 +29,7 @@ import torch
 import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from evaluation.closed_form_selection import select_closed_form
 from gnn.graph_inputs import build_graph_inputs
 from gnn.negative_sampling import NegativeSampler
 from gnn.recommender import FittedRecommender, TrainableRecommender, make_score_fn
@@ -198,6 +201,17 @@ def run(cfg: TrainConfig) -> int:
             best = torch.load(out / "best.pt", map_location=device, weights_only=True)
             core.load_state_dict(best["model_state"])
             core.eval()
+            if cfg.ease_blend:  # the closed-form item-item branch: L2 and weight chosen on validation only
+                t0 = time.perf_counter()
+                history["closed_form"] = chosen = select_closed_form(
+                    core, inputs, validator, cfg.ease_blend_regs, cfg.ease_blend_weights, cfg.main_metric)
+                chosen["seconds"] = time.perf_counter() - t0
+                best.update(model_state=core.state_dict(), metrics={"valid": chosen["valid"]}, closed_form={
+                    k: chosen[k] for k in ("reg", "weight", "scale", "factor")})
+                atomic_save(best, out / "best.pt")
+                print(f"closed-form branch: L2 {chosen['reg']}, weight {chosen['weight']} -> valid "
+                      f"{cfg.main_metric} {chosen['valid'][cfg.main_metric]:.4f} (model alone "
+                      f"{chosen['base_valid'][cfg.main_metric]:.4f})", file=sys.stderr)
     # ------------------------------------------------------------------- test
     if rank == 0:
         tester = TestEvaluator(sets[0], sets[1], sets[2], cfg.ks, cfg.eval_batch_size, cfg.test_resamples, cfg.seed)

@@ -80,10 +80,10 @@ def run_family(name: str, kg: Path, seed: int, data: dict) -> dict:
     for hp in candidates:
         flags = {**COMMON, **fixed, **hp, "seed": seed, "split_seed": seed}
         m = train_run(kg, flags, f"{name}-s{seed}")
-        seen.append((m["best_score"] if m.get("best_score") is not None else m["valid"][0]["ndcg@20"], hp, m))
+        seen.append((_valid(m)["ndcg@20"], hp, m))
         print(f"{row} seed {seed} {hp}: valid ndcg@20 {seen[-1][0]:.4f}", flush=True)
     score, hp, m = max(seen, key=lambda t: t[0])
-    best = next(v for v in m["valid"] if v["epoch"] == (m.get("best_epoch") or 0))
+    best = _valid(m)
     result = {"hparams": hp, "valid": {k: best[k] for k in METRICS}, "test": {k: m["test"][k] for k in METRICS},
               "epoch_time_s": float(np.mean(m.get("epoch_seconds") or [m.get("fit_seconds", 0.0)])),
               "epochs": int(m.get("epoch", 0)), "best_epoch": int(m.get("best_epoch") or 0),
@@ -92,6 +92,14 @@ def run_family(name: str, kg: Path, seed: int, data: dict) -> dict:
     result["test_groups"] = m.get("test_groups")  # test metrics by user-activity quartile
     print(f"{row} seed {seed} selected {hp}: test {result['test']}", flush=True)
     return result
+
+
+def _valid(m: dict) -> dict:
+    """The validation metrics of what a run kept: the blend with its closed-form branch when train.py fitted
+    one (``--ease_blend``), else the best epoch's."""
+    if m.get("closed_form"):
+        return m["closed_form"]["valid"]
+    return next(v for v in m["valid"] if v["epoch"] == (m.get("best_epoch") or 0))
 
 
 def summarize(per_seed: dict[str, dict]) -> dict:

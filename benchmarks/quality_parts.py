@@ -21,6 +21,7 @@ ID_ONLY = {**FULL, **{k: False for k in CONTENT}, "use_item_item": False, "l2_we
            **{f.name: f.default for f in fields(TrainConfig) if f.name.startswith("item_graph")}}
 ID_ROW = "Full model: ID only, tuned (configs/ml100k.toml, every KG / content / item-graph switch off)"
 DEFAULT_ROW = "Full model (configs/ml100k.toml as is)"
+NO_BLEND_ROW = "Default without the closed-form item-item branch (ease_blend false)"
 EVERY_STEP_ROW = "Default with the content terms every step (content_refresh 1)"
 LIFT_ID, LIFT_EASE, LIFT_SPARSE = 1.02, 1.03, 1.15  # default vs ID-only / EASE (warm), vs LightGCN (sparse)
 
@@ -36,6 +37,8 @@ def part_families() -> dict[str, tuple[str, dict, list[dict]]]:
     for k in CONTENT:
         if DEFAULT.get(k):
             out[f"no_{k[4:]}"] = (f"Default without {k} (set false)", {**FULL, k: False}, [{}])
+    if DEFAULT.get("ease_blend"):
+        out["no_ease_blend"] = (NO_BLEND_ROW, {**FULL, "ease_blend": False}, [{}])
     if DEFAULT.get("content_refresh", 1) > 1:  # issue 14: the speed option against the exact every-step training
         out["every_step"] = (EVERY_STEP_ROW, {**FULL, "content_refresh": 1}, [{}])
     return out

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from kg.errors import MMKGError
-from training.config import config_dict, parse_config
+from training.config import TrainConfig, config_dict, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -23,8 +23,10 @@ FULL = {"config": "configs/ml100k.toml"}  # the full model as its authors config
 # selected); pinned so their rows stay those runs. KEY_DEFAULTS: fields newer than cached runs, left out of a
 # run's key while at their default.
 # content_refresh 1: those rows compute every step, as measured (and the cold rows' item ID dropout needs it).
-PREV = {"lr": 0.002, "ema_decay": 0.0, "content_refresh": 1}
-KEY_DEFAULTS = {"ema_decay": 0.0, "item_id_dropout": 0.0, "content_refresh": 1}
+# ease_blend false: those rows have no closed-form item-item branch (it came after them).
+PREV = {"lr": 0.002, "ema_decay": 0.0, "content_refresh": 1, "ease_blend": False}
+KEY_DEFAULTS = {"ema_decay": 0.0, "item_id_dropout": 0.0, "content_refresh": 1, "ease_blend": False,
+                **{k: config_dict(TrainConfig(kg="-"))[k] for k in ("ease_blend_regs", "ease_blend_weights")}}
 
 
 def train_run(kg: Path, flags: dict, tag: str, key_extra: str | None = None) -> dict:

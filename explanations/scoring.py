@@ -78,6 +78,7 @@ class MaskedScores:
     def __init__(self, x: Tensor, alpha: Tensor, inputs: GraphInputs, model=None) -> None:
         self.m, self.inp, self.x, self.kg_h = model, inputs.to("cpu"), x.detach().float().cpu(), None
         self.weights = UIWeights(alpha, self.inp)
+        self.closed_form = None  # an active gnn.closed_form_blend.ClosedFormBlend of the model (for_model sets it)
         if model is None:
             return
         with torch.no_grad():
@@ -121,17 +122,21 @@ class MaskedScores:
         from gnn.lightgcn_baseline import LightGCNBaseline
         from gnn.mmkg_model import MMKGModel
 
+        branch = getattr(model, "closed_form", None)
         if type(model) is LightGCNBaseline:
-            return MaskedScores(model.lightgcn.embedding.weight, model.lightgcn.alpha, inputs)
-        try:
-            n = model.options.num_layers + 1
-            assert type(model) is MMKGModel and not model.training
-            graphs = getattr(model, "item_graphs", None)  # item-item graphs: pre stage, no KG propagation
-            assert graphs is None or (model.options.item_graph_stage == "pre" and model.kg is None)
-            with torch.no_grad():
-                return MaskedScores(torch.zeros(0), torch.full((n,), 1.0 / n), inputs, model)
-        except (AssertionError, AttributeError, KeyError, RuntimeError):
-            return None
+            fast = MaskedScores(model.lightgcn.embedding.weight, model.lightgcn.alpha, inputs)
+        else:
+            try:
+                n = model.options.num_layers + 1
+                assert type(model) is MMKGModel and not model.training
+                graphs = getattr(model, "item_graphs", None)  # item-item graphs: pre stage, no KG propagation
+                assert graphs is None or (model.options.item_graph_stage == "pre" and model.kg is None)
+                with torch.no_grad():
+                    fast = MaskedScores(torch.zeros(0), torch.full((n,), 1.0 / n), inputs, model)
+            except (AssertionError, AttributeError, KeyError, RuntimeError):
+                return None
+        fast.closed_form = branch if branch is not None and branch.active else None
+        return fast
 
     def _local(self, node: Tensor) -> Tensor:  # KG index -> model ids (items, kept entities); -1: pruned
         ent = self.remap[(node - self.inp.num_items).clamp(min=0)]
@@ -228,12 +233,23 @@ class MaskedScores:
         return ego
 
     def __call__(self, user: int, item: int, masks: list[Pairs]) -> list[float]:
-        p, nu, long = len(masks), self.inp.num_users, torch.long
         parts = [split_pairs(m, self.inp.num_items) for m in masks]
+        dots = self._dots(user, item, parts)
+        branch = self.closed_form
+        if branch is None:
+            return dots.tolist()
+        # + w * sum of B[j, item] over the user's training items j whose interaction the mask keeps
+        mine = self.inp.train_item[self.inp.train_user == user].tolist()
+        col = branch.item_item[:, item].detach().float().cpu()
+        kept = torch.tensor([[(user, j) not in inter for j in mine] for inter, _, _ in parts], dtype=torch.float32)
+        return (dots + float(branch.weight) * (kept @ col[mine])).tolist()
+
+    def _dots(self, user: int, item: int, parts: list) -> Tensor:
+        p, nu, long = len(parts), self.inp.num_users, torch.long
         w = self.weights(user, item, [inter for inter, _, _ in parts])
         base = w.T @ self.x
         if self.m is None:
-            return (base[:p] * base[p:]).sum(1).tolist()
+            return (base[:p] * base[p:]).sum(1)
         todo = [(c, u) for c, (inter, prof, _) in enumerate(parts) for u in sorted({u for u, _ in inter | prof})]
         kg = self._kg_deltas([kgp for _, _, kgp in parts])  # every changed row of X, per mask:
         if self.ig is not None:  # (KG propagation off with item graphs: the KG changes X through them only)
@@ -251,7 +267,7 @@ class MaskedScores:
             u_vec = u_vec + keep @ self.m.context.weight[mine] / keep.sum(1, keepdim=True).clamp(min=1).sqrt()
         if self.m.options.normalize:
             u_vec, i_vec = F.normalize(u_vec, dim=-1), F.normalize(i_vec, dim=-1)
-        return (u_vec * i_vec).sum(1).tolist()
+        return (u_vec * i_vec).sum(1)
 
 
 def model_scorers(ck) -> tuple[ScoreFor, Callable[[int, int, list[Pairs]], list[float]] | None]:

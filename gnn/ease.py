@@ -13,6 +13,25 @@ from torch import Tensor
 from gnn.recommender import FittedRecommender
 
 
+def binary_history(train_user: np.ndarray | Tensor, train_item: np.ndarray | Tensor, num_users: int,
+                   num_items: int) -> Tensor:
+    """The binary training matrix ``X`` ``[U, I]`` (float64) of the pairs ``[E]``."""
+    x = torch.zeros(num_users, num_items, dtype=torch.float64)
+    x[torch.as_tensor(train_user, dtype=torch.long), torch.as_tensor(train_item, dtype=torch.long)] = 1.0
+    return x
+
+
+def ease_weights(x: Tensor, reg_weight: float) -> Tensor:
+    r"""EASE's item-item weights ``B`` ``[I, I]`` (dtype of ``x``, zero diagonal) from ``X`` ``[U, I]``:
+    :math:`P = (X^\top X + \lambda I)^{-1}`, :math:`B_{ij} = -P_{ij} / P_{jj}`."""
+    gram = x.T @ x
+    gram.diagonal().add_(reg_weight)
+    p = torch.linalg.inv(gram)
+    b = -p / p.diagonal().unsqueeze(0)
+    b.diagonal().zero_()
+    return b
+
+
 class EASE(FittedRecommender):
     r"""Item-item linear autoencoder with a zero-diagonal constraint, solved in closed form.
 
@@ -34,16 +53,8 @@ class EASE(FittedRecommender):
         self, train_user: np.ndarray | Tensor, train_item: np.ndarray | Tensor, num_users: int, num_items: int
     ) -> None:
         """Solve for ``B`` from the binary training matrix ``X`` ``[U, I]`` built from the pairs ``[E]``."""
-        user = torch.as_tensor(train_user, dtype=torch.long)
-        item = torch.as_tensor(train_item, dtype=torch.long)
-        x = torch.zeros(num_users, num_items, dtype=torch.float64)
-        x[user, item] = 1.0
-        gram = x.T @ x
-        gram.diagonal().add_(self.reg_weight)
-        p = torch.linalg.inv(gram)
-        b = -p / p.diagonal().unsqueeze(0)  # B_ij = -P_ij / P_jj
-        b.diagonal().zero_()
-        self.weight = b.to(torch.float32)
+        x = binary_history(train_user, train_item, num_users, num_items)
+        self.weight = ease_weights(x, self.reg_weight).to(torch.float32)
         self.history = x.bool()
 
     def score(self, users: Tensor) -> Tensor:

@@ -82,13 +82,26 @@ class TrainableRecommender(nn.Module, ABC):
         return None
 
     def score_fn(self, inputs: GraphInputs) -> ScoreFn:
-        """A scorer over all items; computes the embeddings once (no grad, eval mode)."""
+        """A scorer over all items; computes the embeddings once (no grad, eval mode). With an active
+        ``closed_form`` branch (:class:`gnn.closed_form_blend.ClosedFormBlend`) its term over the inputs'
+        training rows is added to the dot products."""
         was_training = self.training
         self.eval()
         with torch.no_grad():
             user_emb, item_emb = self(inputs)
         self.train(was_training)
-        return embedding_score_fn(user_emb, item_emb)
+        base = embedding_score_fn(user_emb, item_emb)
+        branch = getattr(self, "closed_form", None)  # gnn.closed_form_blend.ClosedFormBlend, train.py attaches it
+        if branch is None or not branch.active:
+            return base
+        history = branch.history(inputs.train_user, inputs.train_item, inputs.num_users)
+
+        def score(users: Tensor) -> Tensor:
+            with torch.no_grad():
+                s = base(users)
+                return s + branch(history[users.to(history.device)]).to(s.device)
+
+        return score
 
 
 class FittedRecommender(ABC):

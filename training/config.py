@@ -77,6 +77,10 @@ class TrainConfig:
     weight_decay: float = 0.0  # Adam weight decay (all parameters)
     ema_decay: float = 0.0  # > 0: validate, select and keep an exponential moving average of the weights
     content_refresh: int = 1  # mmkg: content / KG / item-graph terms every N steps, reused between (training/epoch.py)
+    # ---- closed-form item-item branch (gnn/closed_form_blend.py), fitted after training
+    ease_blend: bool = False  # add w * X_u B (EASE's B, solved on the training pairs) to the trained model's scores
+    ease_blend_regs: list[float] = field(default_factory=lambda: [100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0])  # L2s
+    ease_blend_weights: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0])  # w (x scale)
     # ---- validation, early stopping
     eval_every: int = 5  # validate every N epochs
     patience: int = 5  # stop after this many validations without improvement
@@ -103,6 +107,7 @@ RESUME_INVARIANT = (  # fields --resume refuses to see changed
     "item_graph_k", "item_graph_layers", "item_graph_fusion", "item_graph_stage")
 
 
+FLOAT_LISTS = ("split_ratios", "ease_blend_regs", "ease_blend_weights")
 CHOICES = {"split": ("random", "temporal", "cold_item"), "loss": ("bpr", "softmax", "full_softmax"),
            "negative_sampling": ("uniform", "popularity"), "item_graph_fusion": ("attention", "weights", "mean"),
            "item_graph_stage": ("pre", "post")}
@@ -132,7 +137,7 @@ def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
             return float(value)
         if isinstance(default, list):
             items = value if isinstance(value, list) else [v for v in str(value).split(",") if v.strip()]
-            kind = float if key == "split_ratios" else int
+            kind = float if key in FLOAT_LISTS else int
             return [kind(v) for v in items]
         if isinstance(default, dict):
             out = value if isinstance(value, dict) else json.loads(value)
@@ -239,6 +244,10 @@ def check_config(cfg: TrainConfig) -> None:
                              ("distributed", cfg.distributed)) if on]
     if cfg.content_refresh > 1 and clash:
         raise ConfigError(f"content_refresh > 1 reuses the mmkg content terms across steps: not with {clash[0]}")
+    if cfg.ease_blend and (not cfg.ease_blend_regs or min(cfg.ease_blend_regs) <= 0 or not cfg.ease_blend_weights
+                           or min(cfg.ease_blend_weights) < 0):
+        raise ConfigError("ease_blend: ease_blend_regs must be positive numbers and ease_blend_weights numbers >= 0, "
+                          f"both non-empty (got {cfg.ease_blend_regs}, {cfg.ease_blend_weights})")
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:

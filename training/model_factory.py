@@ -16,6 +16,21 @@ from training.config import ConfigError, TrainConfig, config_dict
 def build_model(cfg: TrainConfig | dict[str, Any], inputs: GraphInputs) -> TrainableRecommender | FittedRecommender:
     """The model named by ``cfg.model`` ("mmkg" or a key of ``gnn.baselines.BASELINES``), sized from ``inputs``."""
     c = config_dict(cfg) if isinstance(cfg, TrainConfig) else {**config_dict(TrainConfig(kg="-")), **cfg}
+    model = _named_model(c, inputs)
+    if c["ease_blend"]:  # the closed-form item-item branch, off (weight 0) until train.py fits it after training
+        if not isinstance(model, TrainableRecommender):
+            raise ConfigError(f"ease_blend adds a closed-form branch to a trained embedding model; {c['model']!r} "
+                              "is fitted, not trained: set ease_blend false")
+        from gnn.closed_form_blend import ClosedFormBlend
+
+        try:
+            model.closed_form = ClosedFormBlend(inputs.num_items)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    return model
+
+
+def _named_model(c: dict[str, Any], inputs: GraphInputs) -> TrainableRecommender | FittedRecommender:
     if c["model"] == "mmkg":
         from gnn.mmkg_model import MMKGModel, MMKGOptions
 

@@ -1,0 +1,76 @@
+r"""A closed-form item-item branch added to a trained embedding model's scores (late fusion):
+
+.. math::
+    s(u, i) = \langle e_u, e_i \rangle + w \, (\mathbf{x}_u B)_i
+
+:math:`B` ``[I, I]`` are EASE's item-item weights (:func:`gnn.ease.ease_weights`, L2 :math:`\lambda`), solved
+once from the training interactions after the embedding model is trained; :math:`\mathbf{x}_u` is user
+``u``'s binary row of the training interactions of the inputs being scored. :math:`w` is the branch's weight
+times the ratio of the two scores' standard deviations over every (user, unseen item) pair, so a weight means
+the same at any score scale. ``train.py`` (``--ease_blend true``) chooses :math:`\lambda` and the weight on
+validation (``evaluation/closed_form_selection.py``); weight 0 leaves the model's scores as they are.
+
+:math:`B` is part of the fitted model, like the embeddings: scoring other inputs (masked edges for an
+explanation, perturbed interactions) changes :math:`\mathbf{x}_u`, not :math:`B`. Dense, so for catalogues up to
+``MAX_ITEMS`` items (EASE's own limit).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gnn.ease import binary_history, ease_weights
+
+MAX_ITEMS = 20_000
+
+
+class ClosedFormBlend(nn.Module):
+    r"""The buffers of the branch: ``item_item`` :math:`B` ``[I, I]``, ``weight`` :math:`w` (the factor on
+    :math:`\mathbf{x}_u B`, scale included) and ``reg`` :math:`\lambda` (a record). Starts switched off
+    (``weight`` 0, ``B`` 0), so a model carries it through training unchanged.
+
+    Args:
+        num_items (int): catalogue size ``I`` (at most :data:`MAX_ITEMS`).
+    """
+
+    def __init__(self, num_items: int) -> None:
+        super().__init__()
+        if num_items > MAX_ITEMS:
+            raise ValueError(f"the closed-form item-item branch needs a dense [I, I] matrix: {num_items} items is "
+                             f"over its limit of {MAX_ITEMS}; set ease_blend false")
+        self.register_buffer("item_item", torch.zeros(num_items, num_items))
+        self.register_buffer("weight", torch.zeros(()))
+        self.register_buffer("reg", torch.zeros(()))
+
+    def reset_parameters(self) -> None:
+        """Switch the branch off (``B`` and ``weight`` back to 0)."""
+        self.item_item.zero_()
+        self.weight.zero_()
+        self.reg.zero_()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.weight.item() != 0.0)
+
+    @staticmethod
+    def solve(train_user: Tensor, train_item: Tensor, num_users: int, num_items: int, reg: float) -> Tensor:
+        """EASE's ``B`` ``[I, I]`` (float32) from the training pairs ``[E]``."""
+        return ease_weights(binary_history(train_user, train_item, num_users, num_items), reg).to(torch.float32)
+
+    def set(self, item_item: Tensor, weight: float, reg: float) -> None:
+        """Keep ``B`` ``[I, I]`` and the factor ``weight`` (scale included) chosen for it."""
+        self.item_item.copy_(item_item)
+        self.weight.fill_(float(weight))
+        self.reg.fill_(float(reg))
+
+    def history(self, train_user: Tensor, train_item: Tensor, num_users: int) -> Tensor:
+        """The binary training rows ``X`` ``[U, I]`` (float32, on ``B``'s device) of the pairs ``[E]``."""
+        dev = self.item_item.device
+        x = torch.zeros(num_users, self.item_item.shape[0], device=dev)
+        x[train_user.to(dev), train_item.to(dev)] = 1.0
+        return x
+
+    def forward(self, history: Tensor) -> Tensor:
+        r"""The branch's term :math:`w \, X B` ``[B, I]`` for the users' binary rows ``history`` ``[B, I]``."""
+        return self.weight * (history.to(self.item_item.dtype) @ self.item_item)
