@@ -37,7 +37,8 @@ def select_closed_form(model: TrainableRecommender, inputs: GraphInputs, validat
         return {k: v["mean"] for k, v in validator.evaluate(fn).metrics.items()}
 
     probe = torch.randperm(inputs.num_users, generator=torch.Generator().manual_seed(0))[:SCALE_USERS]
-    unseen = history[probe] == 0
+    probe_rows = branch.rows(history, probe)
+    unseen = probe_rows == 0
     with torch.no_grad():
         base_std = base(probe).to(history.device)[unseen].std().item()
     base_valid = evaluate(base)
@@ -46,7 +47,7 @@ def select_closed_form(model: TrainableRecommender, inputs: GraphInputs, validat
     for reg in regs:
         b = branch.solve(inputs.train_user, inputs.train_item, inputs.num_users, inputs.num_items, reg)
         b = b.to(history.device)
-        other_std = (history[probe] @ b)[unseen].std().item()
+        other_std = (probe_rows @ b)[unseen].std().item()
         scale = base_std / other_std if other_std > 0 else 0.0
         for w in (w for w in weights if w > 0):
             branch.set(b, w * scale, reg)
@@ -65,6 +66,6 @@ def _blended(base, branch, history: torch.Tensor):
     def score(users: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             s = base(users)
-            return s + branch(history[users.to(history.device)]).to(s.device)
+            return s + branch(branch.rows(history, users)).to(s.device)
 
     return score

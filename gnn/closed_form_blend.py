@@ -6,9 +6,9 @@ r"""A closed-form item-item branch added to a trained embedding model's scores (
 :math:`B` ``[I, I]`` are EASE's item-item weights (:func:`gnn.ease.ease_weights`, L2 :math:`\lambda`), solved
 once from the training interactions after the embedding model is trained; :math:`\mathbf{x}_u` is user
 ``u``'s binary row of the training interactions of the inputs being scored. :math:`w` is the branch's weight
-times the ratio of the two scores' standard deviations over every (user, unseen item) pair, so a weight means
-the same at any score scale. ``train.py`` (``--ease_blend true``) chooses :math:`\lambda` and the weight on
-validation (``evaluation/closed_form_selection.py``); weight 0 leaves the model's scores as they are.
+times the ratio of the two scores' standard deviations over the (user, unseen item) pairs of a sample of users,
+so a weight means the same at any score scale. ``train.py`` (``--ease_blend true``) chooses :math:`\lambda` and
+the weight on validation (``evaluation/closed_form_selection.py``); weight 0 leaves the model's scores as they are.
 
 :math:`B` is part of the fitted model, like the embeddings: scoring other inputs (masked edges for an
 explanation, perturbed interactions) changes :math:`\mathbf{x}_u`, not :math:`B`. Dense, so for catalogues up to
@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from gnn.ease import binary_history, ease_weights
+from gnn.propagation import csr_rows
 
 MAX_ITEMS = 20_000
 
@@ -65,11 +66,18 @@ class ClosedFormBlend(nn.Module):
         self.reg.fill_(float(reg))
 
     def history(self, train_user: Tensor, train_item: Tensor, num_users: int) -> Tensor:
-        """The binary training rows ``X`` ``[U, I]`` (float32, on ``B``'s device) of the pairs ``[E]``."""
+        """The binary training matrix ``X`` ``[U, I]`` of the pairs ``[E]``: sparse CSR, float32, on ``B``'s
+        device (duplicate pairs count once)."""
         dev = self.item_item.device
-        x = torch.zeros(num_users, self.item_item.shape[0], device=dev)
-        x[train_user.to(dev), train_item.to(dev)] = 1.0
-        return x
+        key = torch.unique(train_user.to(dev) * self.item_item.shape[0] + train_item.to(dev))
+        idx = torch.stack([key // self.item_item.shape[0], key % self.item_item.shape[0]])
+        x = torch.sparse_coo_tensor(idx, torch.ones(key.numel(), device=dev), (num_users, self.item_item.shape[0]))
+        return x.coalesce().to_sparse_csr()
+
+    @staticmethod
+    def rows(history: Tensor, users: Tensor) -> Tensor:
+        """Dense ``[B, I]`` rows of the CSR ``history`` for ``users`` ``[B]``."""
+        return csr_rows(history, users.to(history.device)).to_dense()
 
     def forward(self, history: Tensor) -> Tensor:
         r"""The branch's term :math:`w \, X B` ``[B, I]`` for the users' binary rows ``history`` ``[B, I]``."""

@@ -99,7 +99,7 @@ class TrainableRecommender(nn.Module, ABC):
         def score(users: Tensor) -> Tensor:
             with torch.no_grad():
                 s = base(users)
-                return s + branch(history[users.to(history.device)]).to(s.device)
+                return s + branch(branch.rows(history, users)).to(s.device)
 
         return score
 
