@@ -5,24 +5,14 @@ evaluator is refused."""
 import numpy as np
 import pytest
 import torch
-from torch import Tensor, nn
+from test_train_full_softmax import FixedEmbeddings
 
 from evaluation.closed_form_selection import select_closed_form
 from evaluation.protocol import ProtocolError, TestEvaluator, ValidationEvaluator
 from evaluation.ranking import build_user_item_sets
 from gnn.closed_form_blend import ClosedFormBlend
-from gnn.graph_inputs import GraphInputs, build_graph_inputs
-from gnn.recommender import TrainableRecommender
+from gnn.graph_inputs import build_graph_inputs
 from kg.model.graph import KnowledgeGraph
-
-
-class FixedEmbeddings(TrainableRecommender):
-    def __init__(self, user: Tensor, item: Tensor) -> None:
-        super().__init__()
-        self.user, self.item = nn.Parameter(user.clone()), nn.Parameter(item.clone())
-
-    def forward(self, inputs: GraphInputs) -> tuple[Tensor, Tensor]:
-        return self.user, self.item
 
 
 def _data(seed: int = 0, test: bool = False, valid_out: list | None = None):

@@ -3,26 +3,16 @@ scores against a hand computation, and the refusals."""
 
 import pytest
 import torch
-from torch import Tensor, nn
+from test_train_full_softmax import FixedEmbeddings
 
 from gnn.closed_form_blend import MAX_ITEMS, ClosedFormBlend
 from gnn.ease import EASE
 from gnn.graph_inputs import GraphInputs, build_graph_inputs
-from gnn.recommender import TrainableRecommender
 from kg.model.graph import KnowledgeGraph
 from training.config import ConfigError
 from training.model_factory import build_model
 
 PAIRS = [(0, 0), (0, 1), (0, 3), (1, 1), (1, 2), (2, 0), (2, 2), (2, 3), (3, 1), (3, 3), (4, 0), (4, 1), (4, 2)]
-
-
-class FixedEmbeddings(TrainableRecommender):
-    def __init__(self, user: Tensor, item: Tensor) -> None:
-        super().__init__()
-        self.user, self.item = nn.Parameter(user.clone()), nn.Parameter(item.clone())
-
-    def forward(self, inputs: GraphInputs) -> tuple[Tensor, Tensor]:
-        return self.user, self.item
 
 
 def _inputs(drop: tuple[int, int] | None = None) -> GraphInputs:
