@@ -51,7 +51,7 @@ def select_closed_form(model: TrainableRecommender, inputs: GraphInputs, validat
         scale = base_std / other_std if other_std > 0 else 0.0
         for w in (w for w in weights if w > 0):
             branch.set(b, w * scale, reg)
-            found = evaluate(_blended(base, branch, history))
+            found = evaluate(branch.blended(base, history))
             grid.append({"reg": reg, "weight": w, main_metric: found[main_metric]})
             if found[main_metric] > best["valid"][main_metric]:
                 best = {"reg": reg, "weight": w, "scale": scale, "factor": w * scale, "valid": found, "b": b}
@@ -60,12 +60,3 @@ def select_closed_form(model: TrainableRecommender, inputs: GraphInputs, validat
     else:
         branch.set(best.pop("b"), best["factor"], best["reg"])
     return {**best, "base_valid": base_valid, "grid": grid}
-
-
-def _blended(base, branch, history: torch.Tensor):
-    def score(users: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            s = base(users)
-            return s + branch(branch.rows(history, users)).to(s.device)
-
-    return score

@@ -17,6 +17,8 @@ explanation, perturbed interactions) changes :math:`\mathbf{x}_u`, not :math:`B`
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -82,3 +84,13 @@ class ClosedFormBlend(nn.Module):
     def forward(self, history: Tensor) -> Tensor:
         r"""The branch's term :math:`w \, X B` ``[B, I]`` for the users' binary rows ``history`` ``[B, I]``."""
         return self.weight * (history.to(self.item_item.dtype) @ self.item_item)
+
+    def blended(self, base: Callable[[Tensor], Tensor], history: Tensor) -> Callable[[Tensor], Tensor]:
+        """``users [B] -> base(users) + w X[users] B`` ``[B, I]``: a model's score function with this branch."""
+
+        def score(users: Tensor) -> Tensor:
+            with torch.no_grad():
+                s = base(users)
+                return s + self(self.rows(history, users)).to(s.device)
+
+        return score

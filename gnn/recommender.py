@@ -94,14 +94,7 @@ class TrainableRecommender(nn.Module, ABC):
         branch = getattr(self, "closed_form", None)  # gnn.closed_form_blend.ClosedFormBlend, train.py attaches it
         if branch is None or not branch.active:
             return base
-        history = branch.history(inputs.train_user, inputs.train_item, inputs.num_users)
-
-        def score(users: Tensor) -> Tensor:
-            with torch.no_grad():
-                s = base(users)
-                return s + branch(branch.rows(history, users)).to(s.device)
-
-        return score
+        return branch.blended(base, branch.history(inputs.train_user, inputs.train_item, inputs.num_users))
 
 
 class FittedRecommender(ABC):
