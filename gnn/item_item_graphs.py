@@ -14,11 +14,10 @@ self-loops. The top-k runs over row blocks, so the dense similarity never exceed
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
-
-from gnn.adjacency import csr_from_coo
 
 GRAPH_FEATURES = {"text": "item.text", "image": "item.image", "clip_text": "item.clip_text"}
 GRAPH_NAMES = (*GRAPH_FEATURES, "kg")
@@ -29,13 +28,18 @@ def symmetric_normalized(row: np.ndarray, col: np.ndarray, n: int) -> Tensor:
     and duplicates dropped); rows of nodes without edges are empty."""
     row, col = np.asarray(row, np.int64), np.asarray(col, np.int64)
     keep = row != col
-    r, c = np.concatenate([row[keep], col[keep]]), np.concatenate([col[keep], row[keep]])
-    key = np.unique(r * n + c)
-    r, c = key // max(n, 1), key % max(n, 1)
-    deg = np.bincount(r, minlength=n).astype(np.float64)
+    b = sp.csr_matrix((np.ones(int(keep.sum()), np.int32), (row[keep], col[keep])), shape=(n, n))
+    a = (b + b.T).tocsr()  # the pattern of max(B, B^T), duplicates summed into one entry
+    a.sum_duplicates()
+    a.sort_indices()
+    crow, c = a.indptr.astype(np.int64), a.indices.astype(np.int64)
+    deg = np.diff(crow).astype(np.float64)
     inv = np.zeros(n)
     inv[deg > 0] = deg[deg > 0] ** -0.5
-    return csr_from_coo(r, c, (inv[r] * inv[c]).astype(np.float32), (n, n))
+    r = np.repeat(np.arange(n), np.diff(crow))
+    return torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(c),
+                                   torch.from_numpy((inv[r] * inv[c]).astype(np.float32)), size=(n, n),
+                                   dtype=torch.float32, check_invariants=False)
 
 
 def knn_graph(x: Tensor, k: int, present: Tensor | None = None, block: int = 1024) -> Tensor:
@@ -65,7 +69,6 @@ def knn_graph(x: Tensor, k: int, present: Tensor | None = None, block: int = 102
 def co_entity_incidence(kg_head: Tensor, kg_tail: Tensor, num_items: int):
     """``(B, idf)``: ``scipy.sparse`` CSR ``B [I, E]``, ``B[i, e] = 1`` when item ``i`` links to entity ``e``
     (either direction, distinct pairs), and ``idf [E] = log(I / deg(e))``."""
-    import scipy.sparse as sp
 
     h, t = kg_head.detach().cpu().numpy().astype(np.int64), kg_tail.detach().cpu().numpy().astype(np.int64)
     is_pair = (h < num_items) & (t >= num_items)
@@ -82,7 +85,6 @@ def co_entity_weights(kg_head: Tensor, kg_tail: Tensor, num_items: int):
     """``scipy.sparse`` CSR ``[I, I]``: ``W[i, j] = sum_e idf(e)`` over the entities ``e`` both items link to
     (:func:`co_entity_incidence`); zero diagonal. Whole: for small graphs (:func:`co_entity_graph` builds it
     block by block)."""
-    import scipy.sparse as sp
 
     b, idf = co_entity_incidence(kg_head, kg_tail, num_items)
     w = (b @ sp.diags(idf) @ b.T).tocsr()
@@ -95,7 +97,6 @@ def co_entity_graph(kg_head: Tensor, kg_tail: Tensor, num_items: int, k: int, bl
     """The symmetric, normalised graph of each item's ``k`` heaviest co-entity neighbours
     (:func:`co_entity_weights`; ties broken by the lower item id), ``block`` rows of ``W`` at a time: ``W`` is
     never whole (popular entities make it dense: at 1M triples over 50k items it would not fit in memory)."""
-    import scipy.sparse as sp
 
     b, idf = co_entity_incidence(kg_head, kg_tail, num_items)
     bw, bt = (b @ sp.diags(idf)).tocsr(), b.T.tocsr()
@@ -111,13 +112,14 @@ def top_k_edges(w: Tensor, k: int, start: int = 0, rows: Tensor | None = None) -
     """``(rows, cols)`` of each row's ``k`` largest positive entries of the dense block ``w [b, I]`` (rows
     ``start..start+b-1``, or the item ids ``rows [b]``; the diagonal skipped; ties broken by the lower column)."""
     b, n = w.shape
-    w = w.double().clone()
     rows = torch.arange(start, start + b) if rows is None else rows.long()
-    w[torch.arange(b), rows] = 0.0
-    key = torch.where(w > 0, torch.round(w * 1e8), float("-inf"))  # rounded: sums in another order tie alike
+    key = w.to(torch.float64, copy=True)
+    key[torch.arange(b), rows] = 0.0
+    off = ~(key > 0)
+    key.mul_(1e8).round_().masked_fill_(off, float("-inf"))  # rounded: sums in another order tie alike
     if key.numel() and float(key.max().clamp(min=0.0)) * n < 2.0 ** 52:
         # equal weights: the lower column first, as one exact float64 key, so top-k needs no full sort
-        unique = key * n + (n - 1 - torch.arange(n, dtype=torch.float64))
+        unique = key.mul_(n).add_(n - 1 - torch.arange(n, dtype=torch.float64))
         values, idx = torch.topk(unique, min(k, n), dim=1)
     else:
         values, idx = torch.sort(key, dim=1, descending=True, stable=True)

@@ -82,9 +82,9 @@ class ItemItemPropagation(nn.Module):
                                     size=a.shape, check_invariants=False)
         return d, transpose_csr(d)
 
-    def propagate(self, x: Tensor, inputs, graphs: dict | None = None) -> tuple[Tensor, Tensor | None]:  # noqa: ANN001
-        """``(fused [I, d], alpha [I, G] or None)`` before the weight ``w``, over ``graphs`` (as :meth:`graphs`
-        returns them; default: those of ``inputs``)."""
+    def views(self, x: Tensor, inputs, graphs: dict | None = None) -> tuple[list[Tensor], list[Tensor]]:  # noqa: ANN001
+        """``([A_g^L x [I, d] per graph], [has_edges [I] per graph])`` over ``graphs`` (as :meth:`graphs` returns
+        them; default: those of ``inputs``)."""
         views, masks = [], []
         for a, a_t, has in (self.graphs(inputs) if graphs is None else graphs).values():
             if self.training and self.edge_dropout > 0:
@@ -94,12 +94,22 @@ class ItemItemPropagation(nn.Module):
                 h = spmm(a, h, a_t)
             views.append(h)
             masks.append(has)
+        return views, masks
+
+    def fuse(self, views: list[Tensor], masks: list[Tensor]) -> tuple[Tensor, Tensor | None]:
+        """``(fused [N, d], alpha [N, G] or None)`` of the graphs' ``views`` ``[N, d]`` (rows fuse independently,
+        so any subset of items can be fused alone)."""
         if self.attention is not None:
             return self.attention(views, masks)
         if self.graph_logits is not None:
             alpha = torch.softmax(self.graph_logits, dim=0)
-            return sum(w * v for w, v in zip(alpha, views, strict=True)), alpha.expand(x.shape[0], -1)
+            return sum(w * v for w, v in zip(alpha, views, strict=True)), alpha.expand(views[0].shape[0], -1)
         return torch.stack(views, dim=0).mean(dim=0), None
+
+    def propagate(self, x: Tensor, inputs, graphs: dict | None = None) -> tuple[Tensor, Tensor | None]:  # noqa: ANN001
+        """``(fused [I, d], alpha [I, G] or None)`` before the weight ``w``, over ``graphs`` (as :meth:`graphs`
+        returns them; default: those of ``inputs``)."""
+        return self.fuse(*self.views(x, inputs, graphs))
 
     def forward(self, x: Tensor, inputs) -> Tensor:  # noqa: ANN001
         """``w * fuse_g(A_g^L x)``: ``[I, d]``, to add to the items' embeddings."""
