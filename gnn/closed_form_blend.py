@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from gnn.ease import binary_history, ease_weights
+from gnn.ease import binary_history, ease_weights, item_gram
 from gnn.propagation import csr_rows
 
 MAX_ITEMS = 20_000
@@ -31,7 +31,7 @@ MAX_ITEMS = 20_000
 class ClosedFormBlend(nn.Module):
     r"""The buffers of the branch: ``item_item`` :math:`B` ``[I, I]``, ``weight`` :math:`w` (the factor on
     :math:`\mathbf{x}_u B`, scale included) and ``reg`` :math:`\lambda` (a record). Starts switched off
-    (``weight`` 0, ``B`` 0), so a model carries it through training unchanged.
+    (``weight`` 0, ``B`` empty), so a model carries it through training unchanged and at no cost.
 
     Args:
         num_items (int): catalogue size ``I`` (at most :data:`MAX_ITEMS`).
@@ -42,15 +42,23 @@ class ClosedFormBlend(nn.Module):
         if num_items > MAX_ITEMS:
             raise ValueError(f"the closed-form item-item branch needs a dense [I, I] matrix: {num_items} items is "
                              f"over its limit of {MAX_ITEMS}; set ease_blend false")
-        self.register_buffer("item_item", torch.zeros(num_items, num_items))
+        self.num_items = num_items
+        # B: [0, 0] while the branch is off (training, its EMA copy and DDP carry no [I, I] zeros), [I, I] once set
+        self.register_buffer("item_item", torch.zeros(0, 0))
         self.register_buffer("weight", torch.zeros(()))
         self.register_buffer("reg", torch.zeros(()))
 
     def reset_parameters(self) -> None:
-        """Switch the branch off (``B`` and ``weight`` back to 0)."""
-        self.item_item.zero_()
+        """Switch the branch off (``B`` emptied, ``weight`` back to 0)."""
+        self.item_item = self.item_item.new_zeros(0, 0)
         self.weight.zero_()
         self.reg.zero_()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        b = state_dict.get(prefix + "item_item")  # a saved B is [0, 0] (off) or [I, I]: take its shape, then load
+        if b is not None and tuple(b.shape) in ((0, 0), (self.num_items, self.num_items)):
+            self.item_item = self.item_item.new_zeros(b.shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def active(self) -> bool:
@@ -59,21 +67,25 @@ class ClosedFormBlend(nn.Module):
     @staticmethod
     def solve(train_user: Tensor, train_item: Tensor, num_users: int, num_items: int, reg: float) -> Tensor:
         """EASE's ``B`` ``[I, I]`` (float32) from the training pairs ``[E]``."""
-        return ease_weights(binary_history(train_user, train_item, num_users, num_items), reg).to(torch.float32)
+        gram = item_gram(binary_history(train_user, train_item, num_users, num_items))
+        return ease_weights(gram, reg).to(torch.float32)
 
     def set(self, item_item: Tensor, weight: float, reg: float) -> None:
         """Keep ``B`` ``[I, I]`` and the factor ``weight`` (scale included) chosen for it."""
-        self.item_item.copy_(item_item)
+        if tuple(item_item.shape) != (self.num_items, self.num_items):
+            raise ValueError(f"B must be [{self.num_items}, {self.num_items}], got {list(item_item.shape)}")
+        self.item_item = item_item.detach().to(self.weight.device, torch.float32).clone()
         self.weight.fill_(float(weight))
         self.reg.fill_(float(reg))
 
     def history(self, train_user: Tensor, train_item: Tensor, num_users: int) -> Tensor:
         """The binary training matrix ``X`` ``[U, I]`` of the pairs ``[E]``: sparse CSR, float32, on ``B``'s
         device (duplicate pairs count once)."""
-        dev = self.item_item.device
-        key = torch.unique(train_user.to(dev) * self.item_item.shape[0] + train_item.to(dev))
-        idx = torch.stack([key // self.item_item.shape[0], key % self.item_item.shape[0]])
-        x = torch.sparse_coo_tensor(idx, torch.ones(key.numel(), device=dev), (num_users, self.item_item.shape[0]))
+        dev, n = self.weight.device, self.num_items
+        key = torch.unique(train_user.to(dev) * n + train_item.to(dev))
+        idx = torch.stack([key // n, key % n])
+        x = torch.sparse_coo_tensor(idx, torch.ones(key.numel(), device=dev), (num_users, n),
+                                    check_invariants=False)
         return x.coalesce().to_sparse_csr()
 
     @staticmethod

@@ -49,7 +49,10 @@ def test_blended_scores_are_the_dot_products_plus_the_weighted_branch():
     model.closed_form = ClosedFormBlend(4)
     users = torch.arange(5)
     assert not model.closed_form.active
+    assert model.closed_form.item_item.shape == (0, 0)  # off: no [I, I] buffer to train, average or broadcast
     assert torch.equal(model.score_fn(inputs)(users), user @ item.T)  # off: the model's own scores
+    with pytest.raises(ValueError, match=r"B must be \[4, 4\]"):
+        model.closed_form.set(torch.zeros(3, 3), 0.5, 300.0)
     b = torch.arange(16, dtype=torch.float32).reshape(4, 4) / 10
     model.closed_form.set(b, 0.5, 300.0)
     got = model.score_fn(inputs)(users)
@@ -66,6 +69,13 @@ def test_blended_scores_are_the_dot_products_plus_the_weighted_branch():
     again.closed_form = ClosedFormBlend(4)
     again.load_state_dict(state)
     assert torch.equal(again.score_fn(inputs)(users), got) and float(again.closed_form.reg) == 300.0
+    again.closed_form.reset_parameters()  # an off branch's state loads into a fresh one, and an active one over it
+    off = FixedEmbeddings(user, item)
+    off.closed_form = ClosedFormBlend(4)
+    off.load_state_dict(again.state_dict())
+    assert off.closed_form.item_item.shape == (0, 0) and torch.equal(off.score_fn(inputs)(users), user @ item.T)
+    off.load_state_dict(state)
+    assert torch.equal(off.score_fn(inputs)(users), got)
 
 
 def test_refusals():
