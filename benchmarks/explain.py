@@ -1,8 +1,8 @@
 """Explanation quality and speed on a trained checkpoint: coverage, faithfulness, latency; CSR vs networkx.
 
 ``python benchmarks/explain.py --checkpoint RUN/best.pt [--kg DIR] [--users 50] [--k 10] [--pairs 60]
-[--candidates 8] [--seed 0] [--threads 1]`` explains the top-``k`` recommendations (training items masked)
-of ``--users`` random users, then writes ``benchmarks/results/explain.md`` and ``explain.json``:
+[--candidates 8] [--exhaustive 100] [--seed 0] [--threads 1]`` explains the top-``k`` recommendations (training
+items masked) of ``--users`` random users, then writes ``benchmarks/results/explain.md`` and ``explain.json``:
 
 * coverage: share of recommendations with >= 1 explanation path (a path whose removal lowers the score);
 * faithfulness_ratio: mean score drop when the top path's edges are removed, divided by the mean drop for
@@ -10,6 +10,8 @@ of ``--users`` random users, then writes ``benchmarks/results/explain.md`` and `
   the same ratio for the path a degree prior alone would pick shows what the model's scoring adds;
 * latency_ms_p50 / _p95: one explanation (path search, candidates ranked by the drop of their first hop alone,
   ``--candidates`` paths scored by their exact masked drop, words), after the one-off setup;
+* every found path scored for the first ``--exhaustive`` recommendations (``benchmarks/explain_attribution.py``):
+  how often the best of them goes through a KG relation, and how much of a path's drop its first hop carries;
 * path search on the CSR adjacency (:class:`kg.paths.path_search.PathIndex`) vs the same bounded bidirectional
   search on a networkx graph's adjacency dicts (build time, query time, agreement of the path sets).
 """
@@ -29,6 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.explain_attribution import attribution_row, render_lines, summarize  # noqa: E402
 from evaluation.report_tables import write_text_atomic  # noqa: E402
 from explanations.explainer import load_explainer  # noqa: E402
 from explanations.text import NodeNamer, explanation_sentences, rank_paths  # noqa: E402
@@ -177,6 +180,8 @@ def run(args: argparse.Namespace) -> dict:
     prior_mean, prior_rand = _mean(prior_rows, "prior_drop"), _mean(prior_rows, "prior_random_drop")
     lat = [r["latency"] for r in rows]
     pair_sample = [recs[k] for k in rng.choice(len(recs), size=min(args.pairs, len(recs)), replace=False)]
+    every = [row for u, i in tqdm(recs[: args.exhaustive], desc="every path", unit="rec")
+             if (row := attribution_row(explainer, u, i, SEARCH)) is not None]
     return {
         "coverage": float(np.mean([r["explained"] for r in rows])),
         "faithfulness_ratio": top_mean / rand_mean if rand_mean > 0 else float("inf"),
@@ -191,7 +196,7 @@ def run(args: argparse.Namespace) -> dict:
         "recommendations": len(rows), "users": len(users), "k": args.k, "candidates": args.candidates,
         "search": SEARCH, "setup_s": setup_s, "csr_build_s": csr_build,
         "backends": compare_backends(index, pair_sample), "checkpoint": str(args.checkpoint),
-        "model": ck.describe().get("model"), "fast_scorer": type(explainer.masked_scores).__name__
+        **summarize(every), "model": ck.describe().get("model"), "fast_scorer": type(explainer.masked_scores).__name__
         if explainer.masked_scores is not None else "full forward per path", "threads": torch.get_num_threads(),
     }
 
@@ -219,6 +224,7 @@ def render(r: dict) -> str:
         f"{r['mean_prior_pick_drop']:.4g} (ratio {r['prior_faithfulness_ratio']:.2f}; scoring by the model "
         f"instead of the prior: {r['faithfulness_ratio']:.2f}), over {r['faithfulness_pairs']} recommendations "
         f"that have another path of the top path's length. Top path lengths: {r['top_path_hops']}.", "",
+        *render_lines(r),
         "## Path search: CSR vs networkx", "",
         "Same bounded bidirectional search (caps " + ", ".join(f"{k}={v}" for k, v in r["search"].items())
         + f") on {b['pairs']} recommendation pairs.", "",
@@ -240,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--pairs", type=int, default=60, help="pairs timed on both path-search backends")
     p.add_argument("--candidates", type=int, default=8)
+    p.add_argument("--exhaustive", type=int, default=100, help="recommendations whose every found path is scored")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out-dir", type=Path, default=RESULTS)
