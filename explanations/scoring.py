@@ -129,8 +129,8 @@ class MaskedScores:
             try:
                 n = model.options.num_layers + 1
                 assert type(model) is MMKGModel and not model.training
-                graphs = getattr(model, "item_graphs", None)  # item-item graphs: pre stage, no KG propagation
-                assert graphs is None or (model.options.item_graph_stage == "pre" and model.kg is None)
+                graphs = getattr(model, "item_graphs", None)  # item-item graphs: before the propagation only
+                assert graphs is None or model.options.item_graph_stage == "pre"
                 with torch.no_grad():
                     fast = MaskedScores(torch.zeros(0), torch.full((n,), 1.0 / n), inputs, model)
             except (AssertionError, AttributeError, KeyError, RuntimeError):
@@ -203,11 +203,12 @@ class MaskedScores:
             out[c] = (items, self.kg_gate * (self._kg_output(layers, has) - self.kg_out[items]))
         return out
 
-    def _graph_deltas(self, kgps: list[set]) -> list[tuple[Tensor, Tensor]]:
-        """Per mask: changed items and their item-graph term change (:func:`item_graph_deltas`)."""
+    def _graph_deltas(self, kgps: list[set], kg: list[tuple[Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
+        """Per mask: changed items and their change of ``item_kg`` + item-graph term, from the KG propagation's
+        changes ``kg`` (:func:`item_graph_deltas`)."""
         from explanations.item_graph_masking import item_graph_deltas
 
-        return item_graph_deltas(self, kgps)
+        return item_graph_deltas(self, kgps, kg)
 
     def _user_rows(self, rows: list[tuple[int, set, set]]) -> Tensor:
         """``user_ego`` of each ``(user, masked interactions, masked profile edges)`` (the user encoder's
@@ -252,8 +253,8 @@ class MaskedScores:
             return (base[:p] * base[p:]).sum(1)
         todo = [(c, u) for c, (inter, prof, _) in enumerate(parts) for u in sorted({u for u, _ in inter | prof})]
         kg = self._kg_deltas([kgp for _, _, kgp in parts])  # every changed row of X, per mask:
-        if self.ig is not None:  # (KG propagation off with item graphs: the KG changes X through them only)
-            kg = self._graph_deltas([kgp for _, _, kgp in parts])
+        if self.ig is not None:  # item graphs (pre stage): X's item rows are item_kg + their term over item_kg
+            kg = self._graph_deltas([kgp for _, _, kgp in parts], kg)
         cols = torch.tensor([c for c, _ in todo] + [c for c, (its, _) in enumerate(kg) for _ in range(len(its))],
                             dtype=long)
         rows = torch.tensor([u for _, u in todo] + [nu + i for its, _ in kg for i in its.tolist()], dtype=long)
