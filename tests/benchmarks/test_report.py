@@ -142,3 +142,17 @@ def test_curve_takes_the_per_epoch_loss_train_py_records() -> None:
                "train": [{"epoch": e, "loss": 5.0 - e} for e in (1, 2, 3, 4)]}
     assert training_curves.as_curve(history) == {"epoch": [1, 2, 3, 4], "loss": [4.0, 3.0, 2.0, 1.0],
                                                  "valid_epoch": [2, 4], "valid_ndcg@20": [0.25, 0.3]}
+
+
+def test_curves_find_a_run_recorded_under_another_checkout(tmp_path, monkeypatch) -> None:
+    runs = tmp_path / "runs"
+    (runs / "mmkg-abc").mkdir(parents=True)
+    history = {"train": [{"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.5}],
+               "valid": [{"epoch": 1, "ndcg@20": 0.1}, {"epoch": 2, "ndcg@20": 0.2}]}
+    (runs / "mmkg-abc" / "metrics.json").write_text(json.dumps(history))
+    monkeypatch.setattr(training_curves, "RUNS", runs)
+    quality = {"models": {"A": {"per_seed": {"0": {"run": "/elsewhere/benchmarks/work/runs/mmkg-abc"}}},
+                          "B": {"per_seed": {"0": {"run": "/elsewhere/benchmarks/work/runs/mmkg-gone"}}}}}
+    curves = training_curves.collect_curves(quality, [])
+    assert list(curves) == ["A (seed 0)"] and curves["A (seed 0)"]["loss"] == [2.0, 1.5]
+    assert curves["A (seed 0)"]["valid_ndcg@20"] == [0.1, 0.2]
