@@ -54,11 +54,18 @@ class ClosedFormBlend(nn.Module):
         self.weight.zero_()
         self.reg.zero_()
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
-        b = state_dict.get(prefix + "item_item")  # a saved B is [0, 0] (off) or [I, I]: take its shape, then load
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:  # noqa: ANN001
+        # a saved B is [0, 0] (off) or [I, I]: take its shape, then load (a new tensor: under DDP only a resumed
+        # run of an older checkpoint meets this, while the branch is off and B is never read)
+        b = state_dict.get(prefix + "item_item")
         if b is not None and tuple(b.shape) in ((0, 0), (self.num_items, self.num_items)):
             self.item_item = self.item_item.new_zeros(b.shape)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        if self.active and tuple(self.item_item.shape) != (self.num_items, self.num_items):
+            error_msgs.append(f"{prefix}item_item: an active closed-form branch (weight {float(self.weight):g}) "
+                              f"needs B [{self.num_items}, {self.num_items}], got {list(self.item_item.shape)}")
 
     @property
     def active(self) -> bool:

@@ -76,6 +76,11 @@ def test_blended_scores_are_the_dot_products_plus_the_weighted_branch():
     assert off.closed_form.item_item.shape == (0, 0) and torch.equal(off.score_fn(inputs)(users), user @ item.T)
     off.load_state_dict(state)
     assert torch.equal(off.score_fn(inputs)(users), got)
+    without_b = {k: v for k, v in state.items() if not k.endswith("item_item")}  # weight set, B missing
+    fresh = FixedEmbeddings(user, item)
+    fresh.closed_form = ClosedFormBlend(4)
+    with pytest.raises(RuntimeError, match=r"an active closed-form branch .* needs B \[4, 4\], got \[0, 0\]"):
+        fresh.load_state_dict(without_b, strict=False)
 
 
 def test_refusals():
