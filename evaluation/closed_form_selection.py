@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from evaluation.protocol import ValidationEvaluator, require_validation_evaluator
+from gnn.ease import binary_history, ease_weights, item_gram
 from gnn.graph_inputs import GraphInputs
 from gnn.recommender import TrainableRecommender
 
@@ -44,9 +45,9 @@ def select_closed_form(model: TrainableRecommender, inputs: GraphInputs, validat
     base_valid = evaluate(base)
     best: dict[str, Any] = {"reg": None, "weight": 0.0, "scale": 0.0, "factor": 0.0, "valid": base_valid}
     grid = [{"reg": None, "weight": 0.0, main_metric: base_valid[main_metric]}]
-    for reg in regs:
-        b = branch.solve(inputs.train_user, inputs.train_item, inputs.num_users, inputs.num_items, reg)
-        b = b.to(history.device)
+    gram = item_gram(binary_history(inputs.train_user, inputs.train_item, inputs.num_users, inputs.num_items))
+    for reg in regs:  # one X^T X, one inverse per L2
+        b = ease_weights(gram, reg).to(history.device, torch.float32)
         other_std = (probe_rows @ b)[unseen].std().item()
         scale = base_std / other_std if other_std > 0 else 0.0
         for w in (w for w in weights if w > 0):

@@ -22,7 +22,6 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from gnn.ease import binary_history, ease_weights, item_gram
 from gnn.propagation import csr_rows
 
 MAX_ITEMS = 20_000
@@ -71,17 +70,11 @@ class ClosedFormBlend(nn.Module):
     def active(self) -> bool:
         return bool(self.weight.item() != 0.0)
 
-    @staticmethod
-    def solve(train_user: Tensor, train_item: Tensor, num_users: int, num_items: int, reg: float) -> Tensor:
-        """EASE's ``B`` ``[I, I]`` (float32) from the training pairs ``[E]``."""
-        gram = item_gram(binary_history(train_user, train_item, num_users, num_items))
-        return ease_weights(gram, reg).to(torch.float32)
-
     def set(self, item_item: Tensor, weight: float, reg: float) -> None:
         """Keep ``B`` ``[I, I]`` and the factor ``weight`` (scale included) chosen for it."""
         if tuple(item_item.shape) != (self.num_items, self.num_items):
             raise ValueError(f"B must be [{self.num_items}, {self.num_items}], got {list(item_item.shape)}")
-        self.item_item = item_item.detach().to(self.weight.device, torch.float32).clone()
+        self.item_item = item_item.detach().to(self.weight.device, torch.float32)  # kept, not copied
         self.weight.fill_(float(weight))
         self.reg.fill_(float(reg))
 
