@@ -188,14 +188,18 @@ def explain_section(results: Path) -> list[str]:
     files = sorted(results.glob("explain*.json"))
     if not files:
         return ["## Explanations", ""] + _missing("explanation results", "explain.json", CMD["explain"])
-    rows = ["| file | checkpoint | recommendations | coverage (>= 95%) | faithfulness (>= 2) | p50 ms "
-            "| p95 ms (< 200) |", "|---" * 7 + "|"]
+    rows = ["| file | checkpoint | recommendations | coverage (>= 95%) | faithfulness (>= 2) | top path via KG "
+            "(>= 50%) | a returned path via KG | p50 ms | p95 ms (< 200) |", "|---" * 9 + "|"]
+    share = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731 (results from before the measure: -)
     for f in files:
         d = json.loads(f.read_text(encoding="utf-8"))
         rows.append(f"| {f.name} | `{d.get('checkpoint')}` | {d.get('recommendations')} | {d['coverage']:.1%} | "
-                    f"{d['faithfulness_ratio']:.2f} | {d['latency_ms_p50']:.0f} | {d['latency_ms_p95']:.0f} |")
+                    f"{d['faithfulness_ratio']:.2f} | {share(d.get('kg_relation_top_share'))} | "
+                    f"{share(d.get('kg_relation_any_share'))} | {d['latency_ms_p50']:.0f} | "
+                    f"{d['latency_ms_p95']:.0f} |")
     return ["## Explanations", "", "Coverage: share of top-10 recommendations with a path whose removal lowers "
-            "the score; faithfulness: score drop of the top path / of a random path of the same length.", "",
+            "the score; faithfulness: score drop of the top path / of a random path of the same length; via KG: "
+            "through a relation other than the interactions (the top path; any of the up to 3 returned paths).", "",
             *rows, ""]
 
 

@@ -127,14 +127,16 @@ def test_curve_file_without_history_is_rejected(tmp_path, bad):
 
 def test_explanations_table_has_one_row_per_file(tmp_path) -> None:
     assert "Missing" in "\n".join(report.explain_section(tmp_path))
-    for name, faith in (("explain.json", 2.1043), ("explain_all_components.json", 6.6312)):
+    shares = {"kg_relation_top_share": 0.186, "kg_relation_any_share": 0.938}
+    for name, faith, extra in (("explain.json", 2.1043, shares), ("explain_all_components.json", 6.6312, {})):
         (tmp_path / name).write_text(json.dumps({"checkpoint": f"runs/{name}/best.pt", "recommendations": 500,
                                                  "coverage": 0.996, "faithfulness_ratio": faith,
-                                                 "latency_ms_p50": 31.8, "latency_ms_p95": 65.6}))
+                                                 "latency_ms_p50": 31.8, "latency_ms_p95": 65.6, **extra}))
     rows = [line for line in report.explain_section(tmp_path) if line.startswith("| explain")]
     assert rows == [
-        "| explain.json | `runs/explain.json/best.pt` | 500 | 99.6% | 2.10 | 32 | 66 |",
-        "| explain_all_components.json | `runs/explain_all_components.json/best.pt` | 500 | 99.6% | 6.63 | 32 | 66 |"]
+        "| explain.json | `runs/explain.json/best.pt` | 500 | 99.6% | 2.10 | 18.6% | 93.8% | 32 | 66 |",
+        "| explain_all_components.json | `runs/explain_all_components.json/best.pt` | 500 | 99.6% | 6.63 | - | - "
+        "| 32 | 66 |"]
 
 
 def test_curve_takes_the_per_epoch_loss_train_py_records() -> None:
