@@ -63,7 +63,9 @@ def gfcf_terms(x: sp.csr_matrix) -> Terms:
 
 def lowpass_terms(x: sp.csr_matrix, ks: tuple[int, ...] = LOWPASS_KS) -> Terms:
     r, di = normalized_history(x)
-    top = max(k for k in ks if k < min(r.shape))
+    top = max((k for k in ks if k < min(r.shape)), default=0)  # svds needs k < min(U, I)
+    if not top:
+        return
     _, s, vt = spla.svds(r, k=top, random_state=0)
     v = vt[np.argsort(-s)].T  # [I, top], by decreasing singular value
     for k in (k for k in ks if k <= top):

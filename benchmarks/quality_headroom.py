@@ -48,19 +48,21 @@ BEST = "best family on validation"  # per seed, the family whose chosen blend sc
 def select_blend(base: np.ndarray, unseen: np.ndarray, terms: Iterable[tuple[str, np.ndarray]],
                  validator: ValidationEvaluator) -> dict:
     """The validation-best ``(parameter, w)`` of ``base + w * scale * T`` over ``terms`` and ``WEIGHTS``;
-    ``w = 0`` (``base`` alone) wins ties. Returns ``{"param", "weight", "valid", "scores"}``."""
+    ``w = 0`` (``base`` alone) wins ties. Returns ``{"param", "weight", "valid", "scores", "alone"}``, ``alone``
+    the best validation score of a term ranking by itself."""
     best = {"param": None, "weight": 0.0, "valid": validator.score(dense_score_fn(base)), "scores": base}
-    spread = base[unseen].std()
+    spread, alone = base[unseen].std(), float("-inf")
     for param, t in terms:
         sd = t[unseen].std()
         if not sd > 0:
             continue
+        alone = max(alone, validator.score(dense_score_fn(t)))
         for w in WEIGHTS:
             blend = base + (w * spread / sd) * t
             v = validator.score(dense_score_fn(blend))
             if v > best["valid"]:
                 best = {"param": param, "weight": w, "valid": v, "scores": blend}
-    return best
+    return {**best, "alone": alone if alone > float("-inf") else None}
 
 
 def dense_score_fn(scores: np.ndarray):
@@ -89,7 +91,8 @@ def headroom_of(run: Path, kg: Path | None) -> dict:
             tester.evaluate(dense_score_fn(scores), f"{run}:{name}").mean(METRIC)
         out[name] = best
     pick = max((f for f in out if f != "model"), key=lambda f: out[f]["valid"], default="model")
-    out[BEST] = {**out[pick], "param": None if out[pick]["param"] is None else f"{pick}: {out[pick]['param']}"}
+    out[BEST] = {**out[pick], "param": None if out[pick]["param"] is None else f"{pick}: {out[pick]['param']}",
+                 "alone": None}
     return out
 
 
@@ -114,7 +117,9 @@ def summarize(quality: dict, row: str, per_seed: dict[str, dict]) -> list[dict]:
     for fam in per_seed[next(iter(per_seed))]:
         cells = [s[fam] for s in per_seed.values() if fam in s]
         test = float(np.mean([c["test"] for c in cells]))
+        alone = [c["alone"] for c in cells if c.get("alone") is not None]
         out.append({"family": fam, "seeds": len(cells), "valid": float(np.mean([c["valid"] for c in cells])),
+                    "alone": float(np.mean(alone)) if len(alone) == len(cells) else None,
                     "test": test, "vs_model": test / model_test, "vs_reference": test / ref_test if ref_test else None,
                     "chosen": [None if c["param"] is None else f"{c['param']}, w {c['weight']:g}" for c in cells]})
     return out
@@ -126,12 +131,13 @@ def render(result: dict) -> str:
              "test scored once for the chosen blend. Terms: benchmarks/headroom_terms.py.", ""]
     for row, r in result["rows"].items():
         ref = REFERENCE.get(row, "-")
-        lines += [f"## {row}", "", f"| term | seeds | valid {METRIC} | test {METRIC} | test vs the row | test vs {ref} "
-                  "| chosen per seed |", "|---|---|---|---|---|---|---|"]
+        lines += [f"## {row}", "", f"| term | seeds | the term alone: valid {METRIC} | blend: valid {METRIC} | "
+                  f"test {METRIC} | test vs the row | test vs {ref} | chosen per seed |", "|---" * 8 + "|"]
         for s in r["summary"]:
             vs_ref = "-" if s["vs_reference"] is None else f"{s['vs_reference']:.3f}x"
+            alone = "-" if s.get("alone") is None else f"{s['alone']:.4f}"
             chosen = "; ".join(c or "w 0" for c in s["chosen"])
-            lines.append(f"| {s['family']} | {s['seeds']} | {s['valid']:.4f} | {s['test']:.4f} | "
+            lines.append(f"| {s['family']} | {s['seeds']} | {alone} | {s['valid']:.4f} | {s['test']:.4f} | "
                          f"{s['vs_model']:.3f}x | {vs_ref} | {chosen} |")
         lines.append("")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 
 from benchmarks.headroom_terms import cease_terms, ease_terms, gfcf_terms, lowpass_terms, popularity_terms
-from benchmarks.quality_headroom import main, select_blend
+from benchmarks.quality_headroom import DEFAULT_ROW, main, render, select_blend, summarize
 from evaluation.protocol import ValidationEvaluator
 from evaluation.ranking import build_user_item_sets
 from gnn.ease import ease_weights
@@ -48,6 +48,7 @@ def test_full_rank_lowpass_gives_back_the_history() -> None:
     assert np.linalg.matrix_rank(x.toarray()) == 3
     [(label, t)] = lowpass_terms(x, ks=(3,))
     assert label == "k 3" and np.allclose(t, x.toarray())
+    assert list(lowpass_terms(x, ks=(4, 64))) == []  # no k below min(U, I): no term
 
 
 def test_blend_chosen_on_validation_only_and_never_when_it_hurts() -> None:
@@ -66,8 +67,10 @@ def test_blend_chosen_on_validation_only_and_never_when_it_hurts() -> None:
     before = validator.score(lambda u: torch.from_numpy(base)[u])
     good = select_blend(base, unseen, [("answers", hit)], validator)
     assert good["param"] == "answers" and good["weight"] > 0 and good["valid"] > before
+    assert good["alone"] == pytest.approx(1.0)  # the answers alone rank each user's validation item first
     bad = select_blend(base, unseen, [("anti", -hit), ("flat", np.zeros_like(base))], validator)
     assert bad["param"] is None and bad["weight"] == 0.0 and bad["valid"] == before and bad["scores"] is base
+    assert bad["alone"] < before  # the flat term has no spread: not scored; the anti-answers rank them last
 
 
 def test_missing_row_is_refused(tmp_path, capsys) -> None:
@@ -76,3 +79,19 @@ def test_missing_row_is_refused(tmp_path, capsys) -> None:
     assert main(["--quality", str(q), "--rows", "No such row", "--out-dir", str(tmp_path)]) == 2
     assert "no row 'No such row'" in capsys.readouterr().err
     assert not (tmp_path / "headroom.md").exists()
+
+
+def test_summary_and_table_by_hand() -> None:
+    quality = {"models": {"LightGCN": {"mean": {"test/ndcg@20": 0.2}}}}
+    cell = lambda p, w, v, t, a: {"param": p, "weight": w, "valid": v, "test": t, "alone": a}  # noqa: E731
+    per_seed = {"0": {"model": cell(None, 0.0, 0.25, 0.30, None), "ease": cell("L2 300", 0.1, 0.26, 0.33, 0.20)},
+                "1": {"model": cell(None, 0.0, 0.27, 0.34, None), "ease": cell(None, 0.0, 0.27, 0.34, 0.22)}}
+    model, ease = summarize(quality, DEFAULT_ROW, per_seed)
+    assert model["test"] == pytest.approx(0.32) and model["vs_reference"] == pytest.approx(1.6)
+    assert model["alone"] is None and model["vs_model"] == pytest.approx(1.0)
+    assert ease["valid"] == pytest.approx(0.265) and ease["test"] == pytest.approx(0.335)
+    assert ease["vs_model"] == pytest.approx(0.335 / 0.32) and ease["alone"] == pytest.approx(0.21)
+    assert ease["chosen"] == ["L2 300, w 0.1", None]
+    text = render({"rows": {DEFAULT_ROW: {"summary": [model, ease]}}})
+    assert "| ease | 2 | 0.2100 | 0.2650 | 0.3350 | 1.047x | 1.675x | L2 300, w 0.1; w 0 |" in text
+    assert summarize({"models": {}}, "another row", per_seed)[0]["vs_reference"] is None
