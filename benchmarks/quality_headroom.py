@@ -29,7 +29,7 @@ import torch
 from benchmarks.headroom_terms import families
 from benchmarks.quality_parts import DEFAULT_ROW, ID_ROW, SPARSE
 from benchmarks.quality_runs import RESULTS, WORK
-from benchmarks.training_curves import _this_checkout
+from benchmarks.training_curves import this_checkout
 from evaluation.checkpoint_scoring import load_checkpoint
 from evaluation.protocol import TestEvaluator, ValidationEvaluator
 from gnn.ease import binary_history
@@ -101,7 +101,7 @@ def row_runs(quality: dict, row: str) -> dict[str, Path]:
     entry = quality.get("models", {}).get(row)
     if not entry:
         raise MMKGError(f"quality.json has no row {row!r}; run benchmarks/quality.py for it first")
-    runs = {s: _this_checkout(Path(r["run"])) for s, r in entry["per_seed"].items() if r.get("run")}
+    runs = {s: this_checkout(Path(r["run"])) for s, r in entry["per_seed"].items() if r.get("run")}
     missing = [str(p) for p in runs.values() if not (p / "best.pt").is_file()]
     if missing or not runs:
         raise MMKGError(f"row {row!r}: no checkpoint at {missing[0] if missing else 'any seed'}")

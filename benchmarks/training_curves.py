@@ -74,7 +74,7 @@ def run_curve(path: Path) -> dict[str, list[float]]:
     return curve
 
 
-def _this_checkout(run: Path) -> Path:
+def this_checkout(run: Path) -> Path:
     """A recorded run folder, or the one of that name under this checkout's ``benchmarks/work/runs`` when the
     record was written from another checkout's path."""
     return run if run.exists() or not (RUNS / run.name).exists() else RUNS / run.name
@@ -85,7 +85,7 @@ def collect_curves(quality: dict | None, extra: list[Path]) -> dict[str, dict[st
     curves: dict[str, dict[str, list[float]]] = {}
     for name, e in ((quality or {}).get("models") or {}).items():
         for seed, r in e.get("per_seed", {}).items():
-            run = _this_checkout(Path(r["run"])) / "metrics.json" if r.get("run") else None
+            run = this_checkout(Path(r["run"])) / "metrics.json" if r.get("run") else None
             norm = as_curve(r.get("history")) or (run_curve(run) if run is not None and run.is_file() else None)
             if norm is not None and max(len(norm.get("loss", [])), len(norm.get("valid_ndcg@20", []))) > 1:
                 curves[f"{name} (seed {seed})"] = norm
