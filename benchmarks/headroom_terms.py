@@ -27,7 +27,7 @@ import torch
 
 from gnn.ease import ease_weights, item_gram
 from gnn.graph_inputs import GraphInputs
-from gnn.item_item_graphs import GRAPH_NAMES, build_item_graphs, co_entity_incidence
+from gnn.item_item_graphs import GRAPH_FEATURES, build_item_graphs, co_entity_incidence
 
 EASE_REGS = (100.0, 300.0, 1000.0, 3000.0)
 CEASE_GRID = tuple((a, r) for a in (0.3, 1.0, 3.0) for r in (200.0, 500.0, 1000.0))
@@ -51,9 +51,9 @@ def ease_terms(x: sp.csr_matrix, regs: tuple[float, ...] = EASE_REGS) -> Terms:
 
 
 def cease_terms(x: sp.csr_matrix, incidence: sp.csr_matrix, grid: tuple = CEASE_GRID) -> Terms:
-    gram, side = (x.T @ x).toarray(), (incidence @ incidence.T).toarray()
+    gram, side = item_gram(x), torch.from_numpy((incidence @ incidence.T).toarray())
     for a, reg in grid:
-        yield f"a {a:g}, L2 {reg:g}", x @ ease_weights(torch.from_numpy(gram + a * a * side), reg).double().numpy()
+        yield f"a {a:g}, L2 {reg:g}", x @ ease_weights(gram + a * a * side, reg).double().numpy()
 
 
 def gfcf_terms(x: sp.csr_matrix) -> Terms:
@@ -91,9 +91,9 @@ def families(x: sp.csr_matrix, inputs: GraphInputs) -> dict[str, Callable[[], Te
         "ease": lambda: ease_terms(x), "gfcf": lambda: gfcf_terms(x), "lowpass": lambda: lowpass_terms(x),
         "popularity": lambda: popularity_terms(x)}
     if incidence.nnz:
-        out["cease"] = lambda: cease_terms(x, sp.csr_matrix(incidence))
+        out["cease"] = lambda: cease_terms(x, incidence)
         out["kg"] = lambda: graph_terms(x, inputs, ["kg"])
-    content = [g for g in GRAPH_NAMES if g != "kg" and f"item.{g}" in inputs.features]
+    content = [g for g, key in GRAPH_FEATURES.items() if key in inputs.features]
     if content:
         out["content"] = lambda: graph_terms(x, inputs, content + (["kg"] if incidence.nnz else []))
     return out
